@@ -1,0 +1,136 @@
+"""fairseq's MultiheadAttention with three AD-DROP modes: off, record, apply.
+
+Off (the default, and always in eval mode or with an incremental state) is fairseq's own code,
+fast path included, so an ``addrop_transformer`` checkpoint is a ``transformer`` checkpoint.
+Record and apply take fairseq's explicit path, which materialises the probabilities, through
+two hooks it already has: ``apply_sparse_mask`` (scores before the softmax, where -inf goes)
+and ``dropout_module`` (the probabilities after the softmax, where they are recorded).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, List, Optional
+
+import torch
+from fairseq.modules import MultiheadAttention
+
+KINDS = ("encoder_self", "decoder_self", "encoder_decoder")
+
+# fairseq marks forbidden positions in float attention masks with -inf or with -1e8 / -1e4
+_MASKED_FLOAT = -1e4
+
+
+class AddropMultiheadAttention(MultiheadAttention):
+    """Adds no parameters: its state dict is fairseq's."""
+
+    kind: str = "encoder_self"
+    layer: int = 0
+
+    def _reset_addrop(self) -> None:
+        self.addrop_mode: Optional[str] = None  # None | "record" | "apply"
+        self.drop_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+        self.replacement: Optional[torch.Tensor] = None  # IGA: alpha * A used instead of A
+        self.recorded: Optional[torch.Tensor] = None  # [B, H, T, S] probabilities, in the graph
+        self.valid: Optional[torch.Tensor] = None  # [B, 1, T, S] keys a query may attend to
+        self._masks = None
+
+    @classmethod
+    def adopt(cls, module: MultiheadAttention, kind: str, layer: int) -> "AddropMultiheadAttention":
+        """Turn a module fairseq built into this class in place.
+
+        Swapping the class, rather than constructing anew, keeps every constructor argument that
+        fairseq's layers pass (q-noise, xformers, kdim/vdim, cross-self-attention) exactly.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"attention kind {kind!r}: expected one of {KINDS}")
+        if type(module) is not MultiheadAttention:
+            raise TypeError(f"cannot adopt {type(module).__name__}: expected fairseq MultiheadAttention")
+        module.__class__ = cls
+        module.kind, module.layer = kind, layer
+        module._reset_addrop()
+        module.dropout_module.register_forward_pre_hook(module._tap_probabilities)
+        return module
+
+    def forward(self, query, key, value, key_padding_mask=None, incremental_state=None,
+                need_weights=True, static_kv=False, attn_mask=None, before_softmax=False,
+                need_head_weights=False):
+        active = self.addrop_mode is not None and self.training and incremental_state is None
+        if not active:
+            return super().forward(query, key, value, key_padding_mask, incremental_state,
+                                   need_weights, static_kv, attn_mask, before_softmax,
+                                   need_head_weights)
+        if self.bias_k is not None or self.add_zero_attn or self.use_xformers:
+            raise NotImplementedError(
+                "AD-DROP does not support attention with add_bias_kv, add_zero_attn or xformers")
+        self._masks = (key_padding_mask, attn_mask)
+        skip = self.skip_embed_dim_check
+        # fairseq's documented switch off the fused PyTorch kernel, onto its explicit path
+        self.skip_embed_dim_check = True
+        try:
+            return super().forward(query, key, value, key_padding_mask, incremental_state,
+                                   need_weights, static_kv, attn_mask, before_softmax,
+                                   need_head_weights)
+        finally:
+            self.skip_embed_dim_check = skip
+            self._masks = None
+
+    def apply_sparse_mask(self, attn_weights, tgt_len: int, src_len: int, bsz: int):
+        if self._masks is None:
+            return attn_weights
+        self.valid = valid_keys(*self._masks, bsz, tgt_len, src_len, attn_weights.device)
+        if self.addrop_mode != "apply" or self.drop_fn is None:
+            return attn_weights
+        drop = self.drop_fn(self.valid)  # [B, H, T, S]
+        return attn_weights.masked_fill(drop.view(bsz * self.num_heads, tgt_len, src_len),
+                                        float("-inf"))
+
+    def _tap_probabilities(self, _dropout, args):
+        if self._masks is None or self.addrop_mode != "record":
+            return None
+        probs = args[0]
+        shaped = probs.view(-1, self.num_heads, probs.size(-2), probs.size(-1))
+        if self.replacement is not None:
+            shaped = self.replacement
+        # the recorded tensor must be the one the rest of the layer consumes, or it has no gradient
+        self.recorded = shaped
+        return (shaped.view(probs.shape),) + tuple(args[1:])
+
+
+def valid_keys(key_padding_mask, attn_mask, bsz, tgt_len, src_len, device) -> torch.Tensor:
+    """[B, 1 or H, T, S] boolean: True where a query may attend to a key (not padding, not future)."""
+    valid = torch.ones(bsz, 1, tgt_len, src_len, dtype=torch.bool, device=device)
+    if key_padding_mask is not None:
+        valid = valid & ~key_padding_mask.bool().view(bsz, 1, 1, src_len)
+    if attn_mask is not None:
+        blocked = attn_mask if attn_mask.dtype == torch.bool else attn_mask <= _MASKED_FLOAT
+        if blocked.dim() == 3:  # one mask per (batch, head): [B * H, T, S]
+            blocked = blocked.view(bsz, -1, tgt_len, src_len)
+        valid = valid & ~blocked.view(-1, blocked.size(-3) if blocked.dim() == 4 else 1,
+                                      tgt_len, src_len)
+    return valid
+
+
+def adopt_attention(layers: Iterable[torch.nn.Module], attribute: str, kind: str) -> None:
+    for index, layer in enumerate(layers):
+        module = getattr(layer, attribute, None)
+        if module is not None:
+            AddropMultiheadAttention.adopt(module, kind, index)
+
+
+def addrop_modules(model: torch.nn.Module) -> List[AddropMultiheadAttention]:
+    return [m for m in model.modules() if isinstance(m, AddropMultiheadAttention)]
+
+
+@contextmanager
+def attention_mode(modules: List[AddropMultiheadAttention], mode: str,
+                   drop_fns=None, replacements=None) -> Iterator[None]:
+    """Puts ``modules`` in ``mode`` for one forward pass; always leaves them off afterwards."""
+    for i, m in enumerate(modules):
+        m.addrop_mode = mode
+        m.drop_fn = drop_fns[i] if drop_fns is not None else None
+        m.replacement = replacements[i] if replacements is not None else None
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.addrop_mode, m.drop_fn, m.replacement = None, None, None

@@ -1,0 +1,106 @@
+"""What every AD-DROP criterion adds to its fairseq parent: the two-pass forward and its logs.
+
+A concrete criterion lists this mixin before its fairseq parent and defines only
+``attribution_target``; the parent's loss and logging code run unchanged on the second pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from fairseq.logging import metrics
+
+from ..attention import addrop_modules
+from ..config import addrop_settings, select_modules
+from ..step import addrop_forward
+
+
+@dataclass
+class Phase:
+    """Set by the task around one training micro-batch."""
+    active: bool
+    generator: Optional[torch.Generator] = None
+
+
+class _TwoPassModel:
+    """Stands in for the model inside the parent's forward: calling it runs both passes."""
+
+    def __init__(self, model, run):
+        self._model, self._run = model, run
+
+    def __call__(self, *args, **kwargs):
+        return self._run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under DDP/proxy wrappers: the attribution pass must not touch DDP's hooks."""
+    while isinstance(getattr(model, "module", None), torch.nn.Module):
+        model = model.module
+    return model
+
+
+class AddropCriterionMixin:
+    def init_addrop(self, cfg) -> None:
+        self.addrop_settings = addrop_settings(cfg)
+        self.addrop_target = str(cfg.addrop_target)
+        self.addrop_kinds, self.addrop_layers = cfg.addrop_modules, cfg.addrop_layers
+        self.addrop_phase: Optional[Phase] = None
+        self._masked = None
+
+    def bind_model(self, model: torch.nn.Module) -> None:
+        """Selects (and so validates) the masked attention modules once the model exists."""
+        self._masked = select_modules(addrop_modules(unwrap(model)), self.addrop_kinds,
+                                      self.addrop_layers)
+
+    def attribution_target(self, model, sample, first_output) -> Callable[[object], torch.Tensor]:
+        """Returns output -> scalar F whose gradient w.r.t. attention gives the attribution."""
+        raise NotImplementedError
+
+    def addrop_call(self, parent_forward, model, sample, reduce=True):
+        phase = self.addrop_phase
+        if not model.training or phase is None or not phase.active:
+            loss, sample_size, log = parent_forward(model, sample, reduce)
+            if model.training:
+                log.update(addrop_steps=1, addrop_active=0)
+            return loss, sample_size, log
+        inner = unwrap(model)
+        if self._masked is None:
+            self.bind_model(inner)
+        stats = []
+
+        def run(*args, **kwargs):
+            output, step_stats = addrop_forward(
+                self._masked,
+                forward=lambda: model(*args, **kwargs),
+                attribution_forward=lambda: inner(*args, **kwargs),
+                make_target=lambda first: self.attribution_target(inner, sample, first),
+                settings=self.addrop_settings,
+                generator=phase.generator,
+            )
+            stats.append(step_stats)
+            return output
+
+        loss, sample_size, log = parent_forward(_TwoPassModel(model, run), sample, reduce)
+        dropped, valid = stats[0].totals()
+        log.update(addrop_steps=1, addrop_active=1, addrop_dropped=dropped,
+                   addrop_valid=valid, addrop_fallback=stats[0].fallback)
+        return loss, sample_size, log
+
+    @staticmethod
+    def reduce_addrop_metrics(logging_outputs) -> None:
+        def total(key):
+            return float(sum(log.get(key, 0) for log in logging_outputs))
+
+        steps = total("addrop_steps")
+        if steps == 0:  # validation: AD-DROP never runs there
+            return
+        metrics.log_scalar("addrop", total("addrop_active") / steps, steps, round=2)
+        valid = total("addrop_valid")
+        if valid > 0:
+            metrics.log_scalar("addrop_drop", total("addrop_dropped") / valid, valid, round=4)
+        if total("addrop_fallback"):
+            metrics.log_scalar_sum("addrop_fallback", total("addrop_fallback"))

@@ -1,0 +1,1 @@
+from . import addrop_transformer  # noqa: F401

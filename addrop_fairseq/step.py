@@ -1,0 +1,104 @@
+"""The two-pass AD-DROP forward shared by every criterion (paper Fig. 3, steps 1-4).
+
+The criterion supplies two callables and stays ignorant of attention:
+``forward()`` runs the model on the batch, and ``make_target(first_output)`` returns a function
+that maps a model output to the scalar attribution target, with pseudo labels fixed from the
+first pass (so integrated gradients integrate one function).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional
+
+import torch
+
+from .attention import AddropMultiheadAttention, attention_mode
+from .attribution import attention_attribution, gradient_attribution, integrated_gradients
+from .mask import addrop_mask
+
+
+@dataclass
+class AddropSettings:
+    p: float = 0.3
+    q: float = 0.3
+    attribution: str = "ga"
+    iga_steps: int = 20
+    strategy: str = "high"
+
+
+@dataclass
+class AddropStats:
+    """Counts summed over the masked layers, kept as tensors so that logging syncs once."""
+    dropped: List[torch.Tensor] = field(default_factory=list)
+    valid: List[torch.Tensor] = field(default_factory=list)
+    fallback: int = 0
+
+    def totals(self):
+        if not self.dropped:
+            return 0, 0
+        return torch.stack(self.dropped).sum(), torch.stack(self.valid).sum()
+
+
+def addrop_forward(
+    modules: List[AddropMultiheadAttention],
+    forward: Callable[[], Any],
+    make_target: Callable[[Any], Callable[[Any], torch.Tensor]],
+    settings: AddropSettings,
+    generator: Optional[torch.Generator] = None,
+    attribution_forward: Optional[Callable[[], Any]] = None,
+):
+    """Returns ``(second_pass_output, stats)``. Only the second pass keeps a graph.
+
+    ``attribution_forward`` runs the attribution passes; under DDP it is the unwrapped module,
+    so that DDP sees exactly one forward per backward.
+    """
+    attribution_forward = attribution_forward or forward
+    stats = AddropStats()
+    scores: List[Optional[torch.Tensor]]
+    if settings.attribution == "rd" or settings.strategy == "random":
+        scores = [None] * len(modules)  # a random region needs no first pass
+    else:
+        needs_grad = settings.attribution == "ga"
+        with torch.set_grad_enabled(needs_grad), attention_mode(modules, "record"):
+            first = attribution_forward()
+        probs = [m.recorded for m in modules]
+        for m in modules:
+            m.recorded = None
+        if settings.attribution == "aa":
+            scores = attention_attribution(probs)
+        else:
+            target_of = make_target(first)
+            if settings.attribution == "ga":
+                scores = gradient_attribution(target_of(first), probs)
+            else:
+                scores = integrated_gradients(
+                    [a.detach() for a in probs],
+                    lambda alpha: _gradient_at(modules, attribution_forward, target_of, probs, alpha),
+                    settings.iga_steps,
+                )
+        del first, probs
+        finite = torch.stack([s.isfinite().all() for s in scores]).all()
+        if not bool(finite):
+            # a NaN/inf gradient (e.g. fp16 overflow) would give a meaningless region: plain step
+            stats.fallback = 1
+            return forward(), stats
+
+    def drop_fn(score):
+        def make_drop(valid):
+            drop = addrop_mask(score, valid, settings.p, settings.q, settings.strategy, generator)
+            stats.dropped.append(drop.sum())
+            stats.valid.append(valid.expand_as(drop).sum())
+            return drop
+        return make_drop
+
+    with attention_mode(modules, "apply", drop_fns=[drop_fn(s) for s in scores]):
+        return forward(), stats
+
+
+def _gradient_at(modules, forward, target_of, probs, alpha: float) -> List[torch.Tensor]:
+    replacements = [(alpha * a.detach()).requires_grad_() for a in probs]
+    with torch.enable_grad(), attention_mode(modules, "record", replacements=replacements):
+        output = forward()
+    for m in modules:
+        m.recorded = None
+    return gradient_attribution(target_of(output), replacements)

@@ -1,0 +1,1 @@
+from . import addrop_translation  # noqa: F401

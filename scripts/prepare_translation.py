@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Parallel text -> sentencepiece -> fairseq binary data, ready for ``--task addrop_translation``.
+
+Either give the splits (``--train PREFIX --valid PREFIX [--test PREFIX]``, files PREFIX.SRC and
+PREFIX.TGT) or one corpus to split deterministically (``--corpus PREFIX --valid-size N
+--test-size N``). Writes DEST/raw (plain text splits), DEST/spm.model, DEST/spm (encoded text)
+and DEST/bin (fairseq-preprocess output, joined dictionary).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+
+def fail(message: str) -> None:
+    sys.exit(f"prepare_translation: error: {message}")
+
+
+def read_pair(prefix: str, src: str, tgt: str):
+    paths = [Path(f"{prefix}.{src}"), Path(f"{prefix}.{tgt}")]
+    for path in paths:
+        if not path.is_file():
+            fail(f"missing file {path}")
+    sides = [path.read_text(encoding="utf-8").splitlines() for path in paths]
+    if len(sides[0]) != len(sides[1]):
+        fail(f"{paths[0]} has {len(sides[0])} lines but {paths[1]} has {len(sides[1])}")
+    if not sides[0]:
+        fail(f"{paths[0]} is empty")
+    for number, (a, b) in enumerate(zip(*sides), 1):
+        if not a.strip() or not b.strip():
+            fail(f"{paths[0] if not a.strip() else paths[1]}:{number}: empty line in a sentence pair")
+    return list(zip(*sides))
+
+
+def write_split(pairs, dest: Path, split: str, src: str, tgt: str) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for index, lang in enumerate((src, tgt)):
+        with open(dest / f"{split}.{lang}", "w", encoding="utf-8") as f:
+            f.writelines(pair[index] + "\n" for pair in pairs)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source-lang", "-s", required=True)
+    parser.add_argument("--target-lang", "-t", required=True)
+    parser.add_argument("--dest", required=True, type=Path)
+    parser.add_argument("--train", help="prefix of the training files")
+    parser.add_argument("--valid", help="prefix of the validation files")
+    parser.add_argument("--test", help="prefix of the test files")
+    parser.add_argument("--corpus", help="prefix of one corpus to split into train/valid/test")
+    parser.add_argument("--valid-size", type=int, default=300)
+    parser.add_argument("--test-size", type=int, default=300)
+    parser.add_argument("--split-seed", type=int, default=1)
+    parser.add_argument("--vocab-size", type=int, default=8000,
+                        help="joint sentencepiece vocabulary size")
+    parser.add_argument("--spm-model", help="encode with this sentencepiece model "
+                        "instead of training one (e.g. a converted OPUS-MT model's)")
+    parser.add_argument("--srcdict", help="use this fairseq dictionary (joined) instead of "
+                        "building one")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    src, tgt = args.source_lang, args.target_lang
+
+    if args.corpus:
+        if args.train or args.valid or args.test:
+            fail("give either --corpus or --train/--valid/--test, not both")
+        pairs = read_pair(args.corpus, src, tgt)
+        held_out = args.valid_size + args.test_size
+        if held_out >= len(pairs):
+            fail(f"--valid-size {args.valid_size} + --test-size {args.test_size} leaves no "
+                 f"training data from {len(pairs)} pairs")
+        random.Random(args.split_seed).shuffle(pairs)
+        splits = {"valid": pairs[:args.valid_size],
+                  "test": pairs[args.valid_size:held_out], "train": pairs[held_out:]}
+    else:
+        if not (args.train and args.valid):
+            fail("give --corpus, or at least --train and --valid")
+        splits = {name: read_pair(prefix, src, tgt) for name, prefix in
+                  (("train", args.train), ("valid", args.valid), ("test", args.test)) if prefix}
+
+    raw = args.dest / "raw"
+    for name, pairs in splits.items():
+        write_split(pairs, raw, name, src, tgt)
+        print(f"{name}: {len(pairs)} pairs")
+
+    import sentencepiece as spm
+
+    model_path = args.dest / "spm.model"
+    if args.spm_model:
+        model_path.write_bytes(Path(args.spm_model).read_bytes())
+    else:
+        spm.SentencePieceTrainer.train(
+            input=[str(raw / f"train.{src}"), str(raw / f"train.{tgt}")],
+            model_prefix=str(args.dest / "spm"), vocab_size=args.vocab_size,
+            character_coverage=1.0, model_type="unigram", hard_vocab_limit=False,
+            num_threads=args.workers, minloglevel=2,
+        )
+    processor = spm.SentencePieceProcessor(model_file=str(model_path))
+    encoded = args.dest / "spm"
+    encoded.mkdir(parents=True, exist_ok=True)
+    for name in splits:
+        for lang in (src, tgt):
+            lines = (raw / f"{name}.{lang}").read_text(encoding="utf-8").splitlines()
+            pieces = processor.encode(lines, out_type=str)
+            with open(encoded / f"{name}.{lang}", "w", encoding="utf-8") as f:
+                f.writelines(" ".join(p) + "\n" for p in pieces)
+
+    command = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", src,
+               "--target-lang", tgt, "--trainpref", str(encoded / "train"),
+               "--validpref", str(encoded / "valid"), "--destdir", str(args.dest / "bin"),
+               "--joined-dictionary", "--workers", str(args.workers)]
+    if "test" in splits:
+        command += ["--testpref", str(encoded / "test")]
+    if args.srcdict:
+        command += ["--srcdict", args.srcdict]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    print(f"fairseq data in {args.dest / 'bin'}")
+
+
+if __name__ == "__main__":
+    main()
