@@ -80,7 +80,7 @@ class AddropMultiheadAttention(MultiheadAttention):
         self.valid = valid_keys(*self._masks, bsz, tgt_len, src_len, attn_weights.device)
         if self.addrop_mode != "apply" or self.drop_fn is None:
             return attn_weights
-        drop = self.drop_fn(self.valid)  # [B, H, T, S]
+        drop = self.drop_fn(self.valid.expand(bsz, self.num_heads, tgt_len, src_len))
         return attn_weights.masked_fill(drop.view(bsz * self.num_heads, tgt_len, src_len),
                                         float("-inf"))
 

@@ -24,3 +24,65 @@ def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subproce
 @pytest.fixture(scope="session")
 def plugin_dir() -> str:
     return PLUGIN
+
+
+def tiny_dictionary(size: int = 24):
+    from fairseq.data import Dictionary
+
+    dictionary = Dictionary()
+    for index in range(size):
+        dictionary.add_symbol(f"w{index}")
+    return dictionary
+
+
+TINY_ARCH = dict(encoder_layers=2, decoder_layers=2, encoder_embed_dim=32, decoder_embed_dim=32,
+                 encoder_ffn_embed_dim=64, decoder_ffn_embed_dim=64, encoder_attention_heads=4,
+                 decoder_attention_heads=4, dropout=0.0, attention_dropout=0.0,
+                 share_all_embeddings=True)
+
+
+def tiny_translation(arch: str = "addrop_transformer", seed: int = 0, **overrides):
+    """(task, model) built through fairseq's registries, no data on disk."""
+    import argparse
+
+    import torch
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+    import addrop_fairseq  # noqa: F401
+    from addrop_fairseq.tasks.addrop_translation import AddropTranslationConfig, AddropTranslationTask
+
+    dictionary = tiny_dictionary()
+    task = AddropTranslationTask(AddropTranslationConfig(data="", seed=1), dictionary, dictionary)
+    args = argparse.Namespace(arch=arch, **{**TINY_ARCH, **overrides})
+    ARCH_CONFIG_REGISTRY[arch](args)
+    torch.manual_seed(seed)
+    model = ARCH_MODEL_REGISTRY[arch].build_model(args, task)
+    task._model = model
+    return task, model
+
+
+def tiny_batch(dictionary, batch: int = 3, src_len: int = 7, tgt_len: int = 6, seed: int = 0):
+    """A translation sample with left-padded sources and right-padded targets, as fairseq makes."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    pad, eos, low = dictionary.pad(), dictionary.eos(), dictionary.nspecial
+    src_lengths = torch.tensor([src_len - 2 * i for i in range(batch)]).clamp(min=2)
+    tgt_lengths = torch.tensor([tgt_len - i for i in range(batch)]).clamp(min=2)
+    src = torch.full((batch, src_len), pad)
+    target = torch.full((batch, tgt_len), pad)
+    prev = torch.full((batch, tgt_len), pad)
+    for b in range(batch):
+        s, t = int(src_lengths[b]), int(tgt_lengths[b])
+        src[b, src_len - s:] = torch.randint(low, len(dictionary), (s,), generator=generator)
+        src[b, -1] = eos
+        words = torch.randint(low, len(dictionary), (t - 1,), generator=generator)
+        target[b, :t] = torch.cat([words, torch.tensor([eos])])
+        prev[b, :t] = torch.cat([torch.tensor([eos]), words])
+    return {
+        "id": torch.arange(batch),
+        "nsentences": batch,
+        "ntokens": int(tgt_lengths.sum()),
+        "net_input": {"src_tokens": src, "src_lengths": src_lengths, "prev_output_tokens": prev},
+        "target": target,
+    }
