@@ -59,7 +59,9 @@ def main(argv=None) -> None:
     parser.add_argument("--vocab-size", type=int, default=8000,
                         help="joint sentencepiece vocabulary size")
     parser.add_argument("--spm-model", help="encode with this sentencepiece model "
-                        "instead of training one (e.g. a converted OPUS-MT model's)")
+                        "instead of training one (e.g. a converted OPUS-MT model's source.spm)")
+    parser.add_argument("--target-spm-model", help="a separate sentencepiece model for the "
+                        "target side (OPUS-MT's target.spm); default: --spm-model")
     parser.add_argument("--srcdict", help="use this fairseq dictionary (joined) instead of "
                         "building one")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -91,6 +93,11 @@ def main(argv=None) -> None:
     import sentencepiece as spm
 
     model_path = args.dest / "spm.model"
+    if args.target_spm_model and not args.spm_model:
+        fail("--target-spm-model needs --spm-model for the source side")
+    for given in (args.spm_model, args.target_spm_model):
+        if given and not Path(given).is_file():
+            fail(f"missing sentencepiece model {given}")
     if args.spm_model:
         model_path.write_bytes(Path(args.spm_model).read_bytes())
     else:
@@ -100,13 +107,18 @@ def main(argv=None) -> None:
             character_coverage=1.0, model_type="unigram", hard_vocab_limit=False,
             num_threads=args.workers, minloglevel=2,
         )
-    processor = spm.SentencePieceProcessor(model_file=str(model_path))
+    processors = {src: spm.SentencePieceProcessor(model_file=str(model_path))}
+    processors[tgt] = processors[src]
+    if args.target_spm_model:
+        target_path = args.dest / "spm.target.model"
+        target_path.write_bytes(Path(args.target_spm_model).read_bytes())
+        processors[tgt] = spm.SentencePieceProcessor(model_file=str(target_path))
     encoded = args.dest / "spm"
     encoded.mkdir(parents=True, exist_ok=True)
     for name in splits:
         for lang in (src, tgt):
             lines = (raw / f"{name}.{lang}").read_text(encoding="utf-8").splitlines()
-            pieces = processor.encode(lines, out_type=str)
+            pieces = processors[lang].encode(lines, out_type=str)
             with open(encoded / f"{name}.{lang}", "w", encoding="utf-8") as f:
                 f.writelines(" ".join(p) + "\n" for p in pieces)
 
