@@ -105,6 +105,7 @@ def main(argv=None) -> None:
             input=[str(raw / f"train.{src}"), str(raw / f"train.{tgt}")],
             model_prefix=str(args.dest / "spm"), vocab_size=args.vocab_size,
             character_coverage=1.0, model_type="unigram", hard_vocab_limit=False,
+            byte_fallback=True,  # a character unseen in training becomes bytes, not <unk>
             num_threads=args.workers, minloglevel=2,
         )
     processors = {src: spm.SentencePieceProcessor(model_file=str(model_path))}
@@ -128,8 +129,16 @@ def main(argv=None) -> None:
                "--joined-dictionary", "--workers", str(args.workers)]
     if "test" in splits:
         command += ["--testpref", str(encoded / "test")]
-    if args.srcdict:
-        command += ["--srcdict", args.srcdict]
+    if not args.srcdict:
+        # every piece of the vocabulary, not only those the training text happens to use: a
+        # piece seen first at test time would otherwise become <unk>
+        args.srcdict = str(args.dest / "dict.txt")
+        vocabulary = {processor.id_to_piece(i) for processor in processors.values()
+                      for i in range(processor.get_piece_size())
+                      if not (processor.is_control(i) or processor.is_unknown(i))}
+        with open(args.srcdict, "w", encoding="utf-8") as f:
+            f.writelines(f"{piece} 1\n" for piece in sorted(vocabulary))
+    command += ["--srcdict", args.srcdict]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     print(f"fairseq data in {args.dest / 'bin'}")
 

@@ -26,7 +26,7 @@ fairseq-train "$work/data/bin" --user-dir addrop_fairseq --cpu --seed 1 \
   2>&1 | grep -v -e tensorboardX -e "^\s*$" | tee "$work/train.log"
 
 fairseq-generate "$work/data/bin" --user-dir addrop_fairseq --cpu --gen-subset test \
-  --path "$work/checkpoints/checkpoint_best.pt" --beam 4 --batch-size 64 \
+  --path "$work/checkpoints/checkpoint_best.pt" --beam 4 --batch-size 64 --required-batch-size-multiple 1 \
   --post-process sentencepiece --scoring sacrebleu 2>/dev/null > "$work/generate.test.txt"
 tail -n 1 "$work/generate.test.txt"
 python scripts/score_bleu.py --generate-output "$work/generate.test.txt"

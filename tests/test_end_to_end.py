@@ -30,7 +30,7 @@ def trained(tmp_path_factory, plugin_dir):
     write_slice(raw, "valid", 600, 60)
     write_slice(raw, "test", 660, 60)
     run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--train", raw / "train",
-            "--valid", raw / "valid", "--test", raw / "test", "--vocab-size", "500",
+            "--valid", raw / "valid", "--test", raw / "test", "--vocab-size", "800",
             "--dest", work / "data", "--workers", "1", cwd=REPO)
     train = run_cli(
         "fairseq_cli.train", work / "data" / "bin", "--user-dir", plugin_dir, "--cpu",
@@ -60,7 +60,7 @@ def test_training_alternates_plain_and_addrop_epochs(trained):
             # about p * q = 0.09 of the valid attention positions, a little more through ceil
             assert 0.05 < float(drop.group(1)) < 0.2, line
         else:
-            assert drop is None, line
+            assert float(drop.group(1)) == 0.0, line
     assert "epoch 002: AD-DROP on" in log and "epoch 001: AD-DROP off" in log
     # validation never masks: its log lines carry no AD-DROP statistics
     for line in epoch_lines(log, "valid").values():
@@ -72,7 +72,7 @@ def test_generate_scores_bleu_with_sacrebleu(trained, plugin_dir):
     generate = run_cli("fairseq_cli.generate", work / "data" / "bin", "--user-dir", plugin_dir,
                        "--cpu", "--gen-subset", "test", "--path",
                        work / "checkpoints" / "checkpoint_best.pt", "--beam", "4",
-                       "--batch-size", "32", "--post-process", "sentencepiece",
+                       "--batch-size", "32", "--required-batch-size-multiple", "1", "--post-process", "sentencepiece",
                        "--scoring", "sacrebleu")
     assert re.search(r"Generate test with beam=4: BLEU = [\d.]+", generate.stdout)
     hypotheses = [line for line in generate.stdout.splitlines() if line.startswith("D-")]
@@ -85,8 +85,11 @@ def test_generate_scores_bleu_with_sacrebleu(trained, plugin_dir):
 
 
 def test_checkpoint_keeps_transformer_keys(trained):
+    import addrop_fairseq  # noqa: F401  (allow-lists what fairseq checkpoints pickle)
+
     work, _ = trained
     state = torch.load(work / "checkpoints" / "checkpoint_last.pt")  # weights_only default
     assert state["cfg"]["model"].arch == "addrop_transformer"
     assert "encoder.layers.0.self_attn.q_proj.weight" in state["model"]
-    assert state["extra_state"]["epoch"] == 5
+    # 4 epochs done: a resumed run starts the 5th, an odd one, so plain again
+    assert state["extra_state"]["train_iterator"]["epoch"] == 5
