@@ -2,9 +2,11 @@
 
 Off (the default, and always in eval mode or with an incremental state) is fairseq's own code,
 fast path included, so an ``addrop_transformer`` checkpoint is a ``transformer`` checkpoint.
-Record and apply take fairseq's explicit path, which materialises the probabilities, through
-two hooks it already has: ``apply_sparse_mask`` (scores before the softmax, where -inf goes)
-and ``dropout_module`` (the probabilities after the softmax, where they are recorded).
+Record takes fairseq's explicit path, which materialises the probabilities, through two hooks
+it already has: ``apply_sparse_mask`` (scores before the softmax, where -inf goes) and
+``dropout_module`` (the probabilities after the softmax, where they are recorded). Apply uses
+the same path when the caller wants the attention weights, and PyTorch's fused attention with
+one boolean mask otherwise.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
+import torch.nn.functional as F
 from fairseq.modules import MultiheadAttention
 
 KINDS = ("encoder_self", "decoder_self", "encoder_decoder")
@@ -62,6 +65,10 @@ class AddropMultiheadAttention(MultiheadAttention):
         if self.bias_k is not None or self.add_zero_attn or self.use_xformers:
             raise NotImplementedError(
                 "AD-DROP does not support attention with add_bias_kv, add_zero_attn or xformers")
+        if self.addrop_mode == "apply" and self.drop_fn is not None and not (
+                need_weights or need_head_weights or before_softmax):
+            attn = self._fused_masked_attention(query, key, value, key_padding_mask, attn_mask)
+            return attn, None
         self._masks = (key_padding_mask, attn_mask)
         skip = self.skip_embed_dim_check
         # fairseq's documented switch off the fused PyTorch kernel, onto its explicit path
@@ -73,6 +80,33 @@ class AddropMultiheadAttention(MultiheadAttention):
         finally:
             self.skip_embed_dim_check = skip
             self._masks = None
+
+    def _fused_masked_attention(self, query, key, value, key_padding_mask, attn_mask):
+        """Apply mode when nobody asks for the probabilities: padding, the causal mask and the
+        drop mask become one boolean mask for PyTorch's fused attention, which neither
+        materialises nor saves the [B * H, T, S] probabilities that the explicit path keeps."""
+        tgt_len, bsz, embed_dim = query.size()
+        if self.self_attention:
+            key = value = query
+        elif self.encoder_decoder_attention:
+            value = key  # fairseq projects the encoder output for both keys and values
+        src_len = key.size(0)
+        if key_padding_mask is not None and key_padding_mask.dim() == 0:
+            key_padding_mask = None
+        heads, head_dim = self.num_heads, self.head_dim
+        # calling the projection modules (not F.linear on their weights) keeps q-noise hooks
+        q = self.q_proj(query).view(tgt_len, bsz, heads, head_dim).permute(1, 2, 0, 3)
+        k = self.k_proj(key).view(src_len, bsz, heads, head_dim).permute(1, 2, 0, 3)
+        v = self.v_proj(value).view(src_len, bsz, heads, head_dim).permute(1, 2, 0, 3)
+        self.valid = valid_keys(key_padding_mask, attn_mask, bsz, tgt_len, src_len, query.device)
+        valid = self.valid.expand(bsz, heads, tgt_len, src_len)
+        allowed = valid & ~self.drop_fn(valid)
+        dropout = self.dropout_module
+        rate = dropout.p if dropout.p > 0 and (self.training or dropout.apply_during_inference) \
+            else 0.0
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=rate,
+                                              scale=self.scaling)
+        return self.out_proj(attn.permute(2, 0, 1, 3).reshape(tgt_len, bsz, heads * head_dim))
 
     def apply_sparse_mask(self, attn_weights, tgt_len: int, src_len: int, bsz: int):
         if self._masks is None:

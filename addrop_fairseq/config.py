@@ -99,6 +99,10 @@ def select_modules(modules: List[AddropMultiheadAttention], kinds_spec: str, lay
                    ) -> List[AddropMultiheadAttention]:
     """The attention modules AD-DROP masks; a layer index no selected stack has is an error."""
     kinds, layers = parse_kinds(kinds_spec), parse_layers(layers_spec)
+    if not modules:
+        raise AddropError("the AD-DROP criteria need a model whose attention can be masked: "
+                          "use an addrop_* architecture (e.g. --arch addrop_transformer); "
+                          "this model has no AD-DROP attention")
     for kind in kinds:
         depth = sum(1 for m in modules if m.kind == kind)
         if depth == 0:

@@ -39,22 +39,26 @@ def candidate_region(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy={strategy!r}: expected one of {STRATEGIES}")
-    valid = valid.expand_as(scores)
     if strategy == "random":
-        return valid.clone()
+        return valid.expand_as(scores).clone()
     if strategy == "low":
         scores = -scores
-    k = candidate_count(valid, p)  # [B, H, T, 1]
-    k_max = int(k.max()) if k.numel() else 0
-    candidates = torch.zeros_like(valid)
-    if k_max == 0:
+    # counted on the unexpanded validity: heads share it, so counting once per head is waste
+    k = candidate_count(valid, p)  # [B, 1 or H, T, 1]
+    # a bound known without reading k back from the device (no host sync on a GPU); float
+    # error can only raise it, and rows with fewer candidates ignore the extra columns
+    k_bound = min(scores.size(-1), math.ceil(p * scores.size(-1))) if p > 0 else 0
+    valid = valid.expand_as(scores)
+    candidates = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if k_bound == 0 or scores.numel() == 0:
         return candidates
-    ranked = scores.float().masked_fill(~valid, float("-inf"))
-    # invalid keys share -inf and could outrank valid -inf scores; rank validity first
-    ranked = torch.where(valid, ranked.nan_to_num(neginf=torch.finfo(torch.float32).min), ranked)
-    _, top = ranked.topk(k_max, dim=-1, sorted=True)
-    within = torch.arange(k_max, device=scores.device) < k  # [B, H, T, k_max]
-    return candidates.scatter_(-1, top, within)
+    # invalid keys rank below every valid key, even a valid -inf score (mapped to the lowest
+    # finite value) or a NaN one (mapped to 0)
+    ranked = torch.where(valid, scores.float().nan_to_num(neginf=torch.finfo(torch.float32).min),
+                         float("-inf"))
+    _, top = ranked.topk(k_bound, dim=-1, sorted=True)
+    within = torch.arange(k_bound, device=scores.device) < k  # [B, 1 or H, T, k_bound]
+    return candidates.scatter_(-1, top, within.expand_as(top))
 
 
 def sample_drop(
@@ -69,11 +73,12 @@ def sample_drop(
     drop = candidates & (u < q)
     valid = valid.expand_as(candidates)
     emptied = valid.any(-1, keepdim=True) & ~(valid & ~drop).any(-1, keepdim=True)
-    if bool(emptied.any()):
-        # keep the dropped key that came closest to surviving, so the draw stays reproducible
-        rescue = u.masked_fill(~drop, -1.0).argmax(-1, keepdim=True)
-        keep = torch.zeros_like(drop).scatter_(-1, rescue, emptied)
-        drop = drop & ~keep
+    # keep the dropped key that came closest to surviving, so the draw stays reproducible.
+    # Done unconditionally: asking whether any row emptied would stall a GPU, and causal rows
+    # with one valid key empty in almost every decoder layer anyway.
+    rescue = u.masked_fill(~drop, -1.0).argmax(-1, keepdim=True)
+    keep = torch.zeros_like(drop).scatter_(-1, rescue, emptied)
+    drop = drop & ~keep
     return drop
 
 
@@ -85,8 +90,8 @@ def addrop_mask(
     shape = torch.broadcast_shapes(valid.shape, scores.shape) if scores is not None else valid.shape
     if scores is None:
         scores = torch.rand(shape, generator=generator, device=valid.device)
-    candidates = candidate_region(scores.expand(shape), valid.expand(shape), p, strategy)
-    return sample_drop(candidates, valid.expand(shape), q, generator)
+    candidates = candidate_region(scores.expand(shape), valid, p, strategy)
+    return sample_drop(candidates, valid, q, generator)
 
 
 def validate_rate(name: str, value: float) -> float:

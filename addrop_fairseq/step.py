@@ -60,23 +60,32 @@ def addrop_forward(
     else:
         needs_grad = settings.attribution == "ga"
         with torch.set_grad_enabled(needs_grad), attention_mode(modules, "record"):
-            first = attribution_forward()
+            if settings.attribution == "aa":
+                first = _forward_until_recorded(modules, attribution_forward)
+            else:
+                first = attribution_forward()
         probs = [m.recorded for m in modules]
         for m in modules:
             m.recorded = None
         if settings.attribution == "aa":
+            del first
             scores = attention_attribution(probs)
         else:
             target_of = make_target(first)
             if settings.attribution == "ga":
-                scores = gradient_attribution(target_of(first), probs)
+                target = target_of(first)
+                # the output (tokens x vocabulary logits) is not needed by the backward: free it
+                del first
+                scores = gradient_attribution(target, probs)
+                del target
             else:
+                del first
                 scores = integrated_gradients(
                     [a.detach() for a in probs],
                     lambda alpha: _gradient_at(modules, attribution_forward, target_of, probs, alpha),
                     settings.iga_steps,
                 )
-        del first, probs
+        del probs
         finite = torch.stack([s.isfinite().all() for s in scores]).all()
         if not bool(finite):
             # a NaN/inf gradient (e.g. fp16 overflow) would give a meaningless region: plain step
@@ -101,4 +110,33 @@ def _gradient_at(modules, forward, target_of, probs, alpha: float) -> List[torch
         output = forward()
     for m in modules:
         m.recorded = None
-    return gradient_attribution(target_of(output), replacements)
+    target = target_of(output)
+    del output
+    return gradient_attribution(target, replacements)
+
+
+class _AllRecorded(Exception):
+    pass
+
+
+def _forward_until_recorded(modules, forward):
+    """AA reads the maps and nothing else: stop the pass once every masked module recorded,
+    sparing the layers above the last one and the output projection over the vocabulary."""
+    waiting = set(range(len(modules)))
+
+    def recorded(index):
+        def hook(_dropout, _args, _output):
+            if modules[index].recorded is not None:
+                waiting.discard(index)
+                if not waiting:
+                    raise _AllRecorded
+        return hook
+
+    handles = [m.dropout_module.register_forward_hook(recorded(i)) for i, m in enumerate(modules)]
+    try:
+        return forward()
+    except _AllRecorded:
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -13,14 +13,21 @@ from fairseq.logging import metrics
 
 from ..attention import addrop_modules
 from ..config import addrop_settings, select_modules
+from ..errors import AddropError
 from ..step import addrop_forward
 
 
 @dataclass
 class Phase:
-    """Set by the task around one training micro-batch."""
+    """Set by the task around one training micro-batch.
+
+    ``target_scale`` is the fp16/AMP loss scale: the attribution target is multiplied by it
+    before its gradient is taken, for the reason the loss is (fp16 gradients underflow). The
+    candidate region ranks scores, so a positive scale leaves it unchanged.
+    """
     active: bool
     generator: Optional[torch.Generator] = None
+    target_scale: float = 1.0
 
 
 class _TwoPassModel:
@@ -43,8 +50,24 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def scaled_target(target: Callable[[object], torch.Tensor], scale: float
+                  ) -> Callable[[object], torch.Tensor]:
+    if scale == 1.0:
+        return target
+    return lambda output: target(output) * scale
+
+
 class AddropCriterionMixin:
     def init_addrop(self, cfg) -> None:
+        task = getattr(self, "task", None)
+        if task is not None and not hasattr(task, "init_cross_tuning"):
+            # a plain fairseq task never sets the phase: AD-DROP would silently never run
+            task_name = getattr(getattr(task, "cfg", None), "_name", None) or type(task).__name__
+            criterion_name = getattr(cfg, "_name", None) or type(self).__name__
+            raise AddropError(
+                f"--criterion {criterion_name} needs an AD-DROP task "
+                f"(--task addrop_*), which schedules it; --task {task_name} cannot honour the "
+                "--addrop-* options")
         self.addrop_settings = addrop_settings(cfg)
         self.addrop_target = str(cfg.addrop_target)
         self.addrop_kinds, self.addrop_layers = cfg.addrop_modules, cfg.addrop_layers
@@ -77,7 +100,8 @@ class AddropCriterionMixin:
                 self._masked,
                 forward=lambda: model(*args, **kwargs),
                 attribution_forward=lambda: inner(*args, **kwargs),
-                make_target=lambda first: self.attribution_target(inner, sample, first),
+                make_target=lambda first: scaled_target(
+                    self.attribution_target(inner, sample, first), phase.target_scale),
                 settings=self.addrop_settings,
                 generator=phase.generator,
             )
@@ -100,7 +124,9 @@ class AddropCriterionMixin:
             return
         metrics.log_scalar("addrop", total("addrop_active") / steps, steps, round=2)
         valid = total("addrop_valid")
-        if valid > 0:
-            metrics.log_scalar("addrop_drop", total("addrop_dropped") / valid, valid, round=4)
+        # weight 0 on plain steps: the meter shows 0 in a plain epoch, instead of a stale None,
+        # and leaves the average over AD-DROP steps untouched where phases mix
+        metrics.log_scalar("addrop_drop", total("addrop_dropped") / valid if valid else 0.0,
+                           valid, round=4)
         if total("addrop_fallback"):
             metrics.log_scalar_sum("addrop_fallback", total("addrop_fallback"))

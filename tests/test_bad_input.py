@@ -1,0 +1,131 @@
+"""Bad options and data give one clear line through the real fairseq-train, never a traceback.
+
+Every case runs ``python -m fairseq_cli.train --user-dir addrop_fairseq ...`` in a subprocess
+(they run two at a time: each costs a fairseq start-up) and checks that stderr ends with one
+``addrop_fairseq: error: ...`` line naming the bad value and what is allowed.
+"""
+import math
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from addrop_fairseq.config import addrop_settings, parse_layers
+from addrop_fairseq.errors import AddropError
+from conftest import PLUGIN, run_cli
+from test_resume import TINY_TRANSFORMER, tiny_translation_data
+
+ADDROP = ["--task", "addrop_translation", "--criterion", "addrop_label_smoothed_cross_entropy"]
+
+# case -> (data directory variant, arguments, fragments the one-line error must contain)
+CASES = {
+    "p zero": ("full", [*ADDROP, "--addrop-p", "0"], ["--addrop-p=0.0", "outside (0, 1]"]),
+    "p above one": ("full", [*ADDROP, "--addrop-p", "1.5"], ["--addrop-p=1.5", "outside (0, 1]"]),
+    "q negative": ("full", [*ADDROP, "--addrop-q", "-0.2"], ["--addrop-q=-0.2", "outside (0, 1]"]),
+    "layer out of range": ("full", [*ADDROP, "--addrop-layers", "0,2"],
+                           ["layer 2 is out of range", "0..1"]),
+    "unknown module": ("full", [*ADDROP, "--addrop-modules", "encoder_self,encoder_sef"],
+                       ["'encoder_sef'", "encoder_self, decoder_self, encoder_decoder"]),
+    "criterion option, plain criterion": (
+        "full", ["--task", "addrop_translation", "--criterion", "label_smoothed_cross_entropy",
+                 "--addrop-schedule", "off", "--addrop-p", "0.5"],
+        ["--addrop-p 0.5", "AD-DROP criteria", "addrop_label_smoothed_cross_entropy"]),
+    "task option, plain task": (
+        "full", ["--task", "translation", "--criterion", "label_smoothed_cross_entropy",
+                 "--addrop-schedule", "cross"],
+        ["--addrop-schedule cross", "AD-DROP tasks", "addrop_translation"]),
+    "AD-DROP criterion, plain task": (
+        "full", ["--task", "translation", "--criterion", "addrop_label_smoothed_cross_entropy"],
+        ["--criterion addrop_label_smoothed_cross_entropy", "--task translation", "addrop_*"]),
+    "AD-DROP schedule, plain criterion": (
+        "full", ["--task", "addrop_translation", "--criterion", "label_smoothed_cross_entropy"],
+        ["--addrop-schedule cross", "LabelSmoothedCrossEntropyCriterion", "--addrop-schedule off"]),
+    "plain architecture": ("full", [*ADDROP, "--arch", "transformer"],
+                           ["no AD-DROP attention", "--arch addrop_transformer"]),
+    "no data directory": ("missing", ADDROP, ["does-not-exist", "does not exist"]),
+    "missing dictionary": ("no target dictionary", ADDROP, ["dict.tgt.txt"]),
+    "missing valid split": ("no valid split", ADDROP, ["no 'valid' split", "splits found: train"]),
+    "no binarized splits": ("dictionaries only", ADDROP,
+                            ["no SPLIT.SRC-TGT.* files", "--source-lang"]),
+}
+
+
+def data_variants(root):
+    full = tiny_translation_data(root / "data", pairs=40, valid=8)
+    variants = {"full": full, "missing": root / "does-not-exist"}
+    for name, drop in (("no target dictionary", ["dict.tgt.txt"]),
+                       ("no valid split", [f.name for f in full.glob("valid.*")]),
+                       ("dictionaries only", [f.name for f in full.iterdir()
+                                              if f.suffix in (".bin", ".idx")])):
+        shutil.copytree(full, root / name)
+        for file in drop:
+            (root / name / file).unlink()
+        variants[name] = root / name
+    return variants
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_input")
+    data = data_variants(root)
+
+    def train(case):
+        variant, args, _ = CASES[case]
+        arch = [] if "--arch" in args else TINY_TRANSFORMER
+        return run_cli("fairseq_cli.train", data[variant], "--user-dir", PLUGIN, *arch, *args,
+                       "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "200", "--cpu",
+                       "--max-epoch", "1", "--save-dir", root / "checkpoints" / case, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(CASES, pool.map(train, CASES)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_one_line_error_through_fairseq_train(outcomes, case):
+    result = outcomes[case]
+    stderr = result.stderr.strip()
+    assert result.returncode != 0, f"{case}: fairseq-train accepted it\n{result.stdout[-2000:]}"
+    assert "Traceback" not in stderr and "usage:" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0] == stderr.splitlines()[-1], stderr[-3000:]
+    assert errors[0].startswith("addrop_fairseq: error: ")
+    for fragment in CASES[case][2]:
+        assert fragment in errors[0], f"{fragment!r} missing from: {errors[0]}"
+
+
+class Options:
+    """The criterion options as fairseq passes them, with one value changed."""
+
+    def __init__(self, **changes):
+        self.__dict__.update(addrop_p=0.3, addrop_q=0.3, addrop_layers="all",
+                             addrop_modules="encoder_self", addrop_attribution="ga",
+                             addrop_iga_steps=20, addrop_target="pseudo", addrop_strategy="high")
+        self.__dict__.update(changes)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("p", math.nan), ("p", math.inf), ("p", -math.inf), ("p", 1 + 1e-9), ("p", -1e-12),
+    ("q", 0.0), ("q", math.nan), ("q", 2),
+])
+def test_rates_outside_the_unit_interval_are_refused(name, value):
+    with pytest.raises(AddropError, match=rf"--addrop-{name}=.* is outside \(0, 1\]"):
+        addrop_settings(Options(**{f"addrop_{name}": value}))
+
+
+@pytest.mark.parametrize("value", [1e-9, 0.5, 1.0, 1])
+def test_rates_inside_the_unit_interval_are_accepted(value):
+    assert addrop_settings(Options(addrop_p=value, addrop_q=value)).p == value
+
+
+@pytest.mark.parametrize("spec", ["-1", "x", "0,,a", ",", ""])
+def test_malformed_layer_lists_are_refused(spec):
+    with pytest.raises(AddropError, match="--addrop-layers"):
+        parse_layers(spec)
+
+
+@pytest.mark.parametrize("name, value", [("attribution", "gradient"), ("strategy", "top"),
+                                         ("target", "labels"), ("iga_steps", 0)])
+def test_other_criterion_options_name_the_bad_value(name, value):
+    with pytest.raises(AddropError, match=str(value)):
+        addrop_settings(Options(**{f"addrop_{name}": value}))

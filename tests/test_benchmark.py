@@ -1,0 +1,51 @@
+"""scripts/benchmark.py runs end to end on a tiny model and writes its table; timings are not
+checked (they depend on the machine), only that every variant ran and was measured."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "benchmark.py"
+TINY = ["--embed-dim", "16", "--ffn-dim", "32", "--heads", "2", "--encoder-layers", "2",
+        "--decoder-layers", "1", "--vocab", "40", "--batch-size", "3", "--seq-len", "7",
+        "--reps", "1", "--warmup", "0", "--iga-steps", "2", "--threads", "1"]
+VARIANTS = ["plain", "addrop-off", "ga-layer0", "ga-encoder", "ga-decoder", "ga-all",
+            "ga-all-cross", "aa", "rd", "iga", "official-ga-layer0", "official-ga-all"]
+
+
+def run_benchmark(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_one_tiny_repetition_writes_json_and_markdown_for_every_variant(tmp_path):
+    result = run_benchmark(*TINY, "--output", str(tmp_path / "bench"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    rows = {row["variant"]: row for row in report["rows"]}
+    assert list(rows) == VARIANTS
+    for name, row in rows.items():
+        assert row["repetitions"] == 1
+        assert math.isfinite(row["median_ms"]) and row["median_ms"] > 0, name
+        assert row["step_peak_bytes"] > 0 and row["peak_bytes"] > row["step_peak_bytes"], name
+        assert math.isfinite(row["time_ratio"]) and math.isfinite(row["memory_ratio"]), name
+        assert len(report["times_ms"]["wall"][name]) == len(report["times_ms"]["cpu"][name]) == 1
+    assert rows["plain"]["time_ratio"] == 1.0 and rows["plain"]["memory_ratio"] == 1.0
+    # the cross-tuned pair is reported for AD-DROP epochs only, not for the plain steps
+    assert "cross_tuned_pair_ratio" not in rows["plain"]
+    assert "cross_tuned_pair_ratio" not in rows["addrop-off"]
+    assert all("cross_tuned_pair_ratio" in rows[name] for name in VARIANTS[2:])
+    assert report["config"]["iga_steps"] == 2 and report["config"]["device"] == "cpu"
+    markdown = (tmp_path / "bench.md").read_text()
+    for name in VARIANTS:
+        assert f"| {name} |" in markdown
+    assert "| official-ga-all |" in result.stdout
+
+
+def test_unknown_variant_is_a_one_line_error_naming_it():
+    result = run_benchmark(*TINY, "--variants", "ga-all,gaa-all")
+    assert result.returncode == 2
+    assert "'gaa-all'" in result.stderr.strip().splitlines()[-1]
