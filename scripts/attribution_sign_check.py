@@ -9,6 +9,7 @@ Two numbers per run: the loss fairseq logs while training (with the masks) and t
 training set without masks (a validation pass over the train subset).
 """
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -36,12 +37,14 @@ def train(data, strategy, args, save_dir):
         "--save-dir", str(save_dir), "--no-save", "--log-format", "simple",
         "--log-interval", "1000",
     ]
-    out = subprocess.run(command, capture_output=True, text=True)
+    out = subprocess.run(command, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
     if out.returncode != 0:
         sys.exit(out.stdout[-3000:] + out.stderr[-3000:])
     log = out.stdout + out.stderr
     masked = re.findall(r"\| train \| epoch \d+ \| loss ([\d.]+)", log)[-1]
-    clean = re.findall(r"\| valid \| epoch \d+ \| valid on 'train' subset \| loss ([\d.]+)", log)[-1]
+    # fairseq tags a validation line with the subset's name, here "train"
+    clean = re.findall(r"\| epoch \d+ \| valid on 'train' subset \| loss ([\d.]+)", log)[-1]
     return float(masked), float(clean)
 
 

@@ -38,7 +38,8 @@ class AddropLabelSmoothedCrossEntropyCriterion(AddropCriterionMixin,
 
         def negative_loss(output):
             lprobs = model.get_normalized_probs(output, log_probs=True)
-            return lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)[real].sum()
+            # masked_fill, not boolean indexing: no data-dependent shape, so no device sync
+            return lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).masked_fill(~real, 0.0).sum()
 
         return negative_loss
 
