@@ -119,3 +119,20 @@ def test_layer_and_module_selection():
     task, model = tiny_translation(encoder_layers=3)
     criterion = make_criterion(task, model, addrop_layers="0,2", addrop_modules="encoder_self")
     assert [(m.kind, m.layer) for m in criterion._masked] == [("encoder_self", 0), ("encoder_self", 2)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_attribution_sign_dropping_high_hurts_and_dropping_low_helps(seed):
+    """Paper section 2.2 on one batch: with the gold target, removing the keys whose weight raises
+    log p(gold) most raises the loss; removing those that lower it most reduces the loss."""
+    task, model = tiny_translation(seed=seed, dropout=0.0, attention_dropout=0.0)
+    sample = tiny_batch(task.source_dictionary, batch=4, src_len=12, tgt_len=10, seed=seed)
+    plain = LabelSmoothedCrossEntropyCriterion(task, False, 0.1)(model, sample)[2]["nll_loss"]
+    nll = {}
+    for strategy in ("high", "low"):
+        # q = 1: every candidate is dropped, so the comparison carries no sampling noise
+        criterion = active(make_criterion(task, model, addrop_p=0.2, addrop_q=1.0,
+                                          addrop_target="gold", addrop_strategy=strategy,
+                                          addrop_layers="0", addrop_modules="encoder_self"))
+        nll[strategy] = float(criterion(model, sample)[2]["nll_loss"])
+    assert nll["low"] < float(plain) < nll["high"]

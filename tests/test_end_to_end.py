@@ -93,3 +93,15 @@ def test_checkpoint_keeps_transformer_keys(trained):
     assert "encoder.layers.0.self_attn.q_proj.weight" in state["model"]
     # 4 epochs done: a resumed run starts the 5th, an odd one, so plain again
     assert state["extra_state"]["train_iterator"]["epoch"] == 5
+
+
+def test_attribution_sign_check_script_reports_both_strategies(trained):
+    work, _ = trained
+    result = run_cli("scripts.attribution_sign_check", work / "data" / "bin", "--updates", "6",
+                     cwd=REPO, check=False)
+    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
+    losses = dict(re.findall(r"--addrop-strategy (low|high) ?: training loss after 6 updates: "
+                             r"([\d.]+) \(with masks\)", result.stdout))
+    assert set(losses) == {"low", "high"} and all(float(v) > 0 for v in losses.values())
+    verdict = re.search(r"fits faster than dropping high ones: (yes|NO) \(target gold", result.stdout)
+    assert verdict and (verdict.group(1) == "yes") == (result.returncode == 0)
