@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-runs/quickstart}
-epochs=${2:-8}
+epochs=${2:-12}
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p "$work"
 
