@@ -65,7 +65,8 @@ class AddropTaggingCriterion(AddropCriterionMixin, FairseqCriterion):
 
         def negative_loss(output) -> torch.Tensor:
             lprobs = F.log_softmax(output[0].float(), dim=-1)
-            return lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)[labelled].sum()
+            # masked_fill, not boolean indexing: no data-dependent shape, so no device sync
+            return lprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).masked_fill(~labelled, 0.0).sum()
 
         return negative_loss
 
