@@ -34,7 +34,7 @@ def spec_from_flags(args) -> dict:
         arms[name] = options
     raw = {"data": args.data, "train": args.train or "", "arms": arms,
            "select": {"metric": args.select_metric, "maximize": args.maximize},
-           "test": {"kind": args.test_kind, "split": "test"}}
+           "test": {"kind": args.test_kind, "split": "test"}, "valid_on_train": args.valid_on_train}
     if args.grid:
         raw["grid"] = {"options": args.grid_options or "", **parse_grid_flag(args.grid)}
     if args.baseline:
@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     flags.add_argument("--select-metric", default="loss")
     flags.add_argument("--maximize", action="store_true")
     flags.add_argument("--test-kind", default="none", choices=["ner", "translation", "glue", "none"])
+    flags.add_argument("--valid-on-train", action="store_true",
+                       help="also evaluate the training split each epoch (unmasked train loss)")
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec) if args.spec else build_spec(spec_from_flags(args), "flags")

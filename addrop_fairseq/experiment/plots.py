@@ -8,7 +8,12 @@ import numpy as np
 
 
 def _pyplot():
+    import logging
+
     import matplotlib
+
+    # fairseq's start-up sets the root logger to DEBUG; matplotlib's font search would fill it
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt

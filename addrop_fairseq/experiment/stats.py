@@ -64,11 +64,14 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
               for arm in spec.arms}
     failed = [r for r in records if r["status"] != "ok"]
     base = by_arm[spec.baseline]
-    direction = "higher" if higher_is_better else "lower"
+    test_metric = {"ner": "entity F1 (seqeval, evaluate_ner.py)",
+                   "translation": "BLEU (sacrebleu, beam 4)",
+                   "glue": f"{spec.test.get('metric')} (evaluate_glue.py)"}.get(spec.test.get("kind"), "none")
     lines = [
-        f"dev metric: `{spec.select_metric}` (checkpoint chosen on it, "
-        f"{'max' if spec.maximize else 'min'}); test metric: `{spec.test.get('kind')}` "
-        f"{spec.test.get('metric', '')}; {direction} is better. Seeds: {spec.seeds}.",
+        f"Dev metric: `{spec.select_metric}` ({'higher' if spec.maximize else 'lower'} is better; "
+        f"it picks each run's checkpoint). Test metric on the `{spec.test.get('split', 'test')}` "
+        f"split: {test_metric} ({'higher' if higher_is_better else 'lower'} is better). "
+        f"Seeds: {', '.join(map(str, spec.seeds))}.",
         "",
         "| arm | runs | dev (best epoch) | test | best epoch | wall time per run |",
         "| --- | --- | --- | --- | --- | --- |",

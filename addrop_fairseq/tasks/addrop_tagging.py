@@ -28,7 +28,8 @@ from fairseq.data import (
     SortDataset,
     data_utils,
 )
-from fairseq.dataclass import FairseqDataclass
+from fairseq.data import iterators
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import MISSING
@@ -61,6 +62,10 @@ class AddropTaggingConfig(FairseqDataclass):
     max_positions: int = field(default=512, metadata={
         "help": "longest input in subwords, <s> and </s> included"})
     no_shuffle: bool = field(default=False)
+    batch_order: ChoiceEnum(["length", "random"]) = field(default="length", metadata={
+        "help": "length: fairseq's batches of similar lengths, made once and reused every epoch "
+                "(least padding); random: every epoch a new random partition into --batch-size "
+                "sentences, as a PyTorch DataLoader with shuffle=True (Hugging Face's Trainer)"})
 
 
 @dataclass
@@ -126,6 +131,39 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
         logger.info(f"[input] dictionary: {len(dictionary)} types; "
                     f"[label] {len(label_dictionary) - label_dictionary.nspecial} labels")
         return cls(cfg, dictionary, label_dictionary)
+
+    def get_batch_iterator(self, dataset, **kwargs):
+        if self.cfg.batch_order == "random" and dataset is self.datasets.get("train"):
+            return self._random_batches(dataset, **kwargs)
+        return super().get_batch_iterator(dataset, **kwargs)
+
+    def _random_batches(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                        ignore_invalid_inputs=False, seed=1, num_shards=1, shard_id=0,
+                        num_workers=0, epoch=1, data_buffer_size=0, skip_remainder_batch=False,
+                        **unused):
+        if not max_sentences or max_tokens:
+            raise AddropError(f"--batch-order random makes batches of --batch-size sentences: give "
+                              f"--batch-size and no --max-tokens (got --batch-size {max_sentences}, "
+                              f"--max-tokens {max_tokens})")
+        if dataset in self.dataset_to_epoch_iter:
+            return self.dataset_to_epoch_iter[dataset]
+        indices = np.arange(len(dataset))
+        if max_positions is not None:
+            indices = self.filter_indices_by_size(indices, dataset, max_positions,
+                                                  ignore_invalid_inputs)
+
+        def partition(_dataset, epoch):
+            # called by fairseq for every epoch, so a resumed run draws the same batches
+            with data_utils.numpy_seed(seed, epoch):
+                order = np.random.permutation(indices)
+            return [order[i:i + max_sentences] for i in range(0, len(order), max_sentences)]
+
+        iterator = iterators.EpochBatchIterator(
+            dataset=dataset, collate_fn=dataset.collater, batch_sampler=partition, seed=seed,
+            num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
+            buffer_size=data_buffer_size, skip_remainder_batch=skip_remainder_batch)
+        self.dataset_to_epoch_iter[dataset] = iterator
+        return iterator
 
     @property
     def num_labels(self) -> int:
