@@ -143,3 +143,16 @@ def test_plotted_numbers_are_the_seed_mean_and_range(tmp_path):
     assert all(np.isfinite(np.concatenate(series[1:])).all() for series in drawn.values())
     grid = plots.plot_heatmap({(0.1, 0.3): 1.0, (0.5, 0.3): -2.0, (0.5, 0.9): 0.5}, tmp_path / "h.png", "t")
     assert grid.shape == (2, 2) and grid[1, 0] == -2.0 and math.isnan(grid[0, 1])
+
+
+def test_a_second_runner_on_the_same_directory_is_refused(tmp_path):
+    spec = build_spec(BASE)
+    first = Comparison(spec, tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    held = first._lock_out_dir()
+    try:
+        with pytest.raises(AddropError, match="another compare.py is running"):
+            Comparison(spec, tmp_path / "out").run()
+    finally:
+        held.close()
+    assert Comparison(spec, tmp_path / "out").pending()  # free again once released

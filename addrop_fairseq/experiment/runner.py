@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
@@ -86,12 +87,17 @@ def data_with_trainset(data: str, view: Path) -> Path:
     return view
 
 
+try:  # looked up once here: the child, between fork and exec, only calls it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
 def _die_with_parent():
-    # A SIGKILLed runner must not leave its fairseq-train children running (Linux only).
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    # A SIGKILLed runner must not leave a fairseq-train running on, or a restarted runner would
+    # train a second process into the same checkpoint directory (Linux: PR_SET_PDEATHSIG).
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -226,8 +232,25 @@ class Comparison:
             for process in self._children:
                 process.terminate()
 
+    def _lock_out_dir(self):
+        """Held while running: two runners on one directory would run every run twice."""
+        lock = open(self.out_dir / ".lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise AddropError(f"{self.out_dir}: another compare.py is running on it") from None
+        return lock
+
     def run(self) -> list[dict]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock_out_dir()
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _run(self) -> list[dict]:
         _atomic_write(self.out_dir / "spec.json", json.dumps(self.spec.to_dict(), indent=2) + "\n")
         if self.spec.valid_on_train:
             data_with_trainset(self.spec.data, self.work_dir / "data-with-trainset")
