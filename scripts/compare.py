@@ -11,6 +11,7 @@ for a p x q grid). Rerun the same command after a kill: finished runs are skippe
 resumes from its checkpoint_last.pt. The spec format is in addrop_fairseq/experiment/spec.py; the
 same can be given as flags (--data, --train, --arm NAME=OPTIONS, --grid "p=0.1,0.3 q=0.1,0.3").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,18 @@ def spec_from_flags(args) -> dict:
     for item in args.arm or []:
         name, sep, options = item.partition("=")
         if not sep or not name:
-            raise AddropError(f"--arm {item!r}: expected NAME=OPTIONS, e.g. plain='--addrop-schedule off'")
+            raise AddropError(
+                f"--arm {item!r}: expected NAME=OPTIONS, e.g. plain='--addrop-schedule off'"
+            )
         arms[name] = options
-    raw = {"data": args.data, "train": args.train or "", "arms": arms,
-           "select": {"metric": args.select_metric, "maximize": args.maximize},
-           "test": {"kind": args.test_kind, "split": "test"}, "valid_on_train": args.valid_on_train}
+    raw = {
+        "data": args.data,
+        "train": args.train or "",
+        "arms": arms,
+        "select": {"metric": args.select_metric, "maximize": args.maximize},
+        "test": {"kind": args.test_kind, "split": "test"},
+        "valid_on_train": args.valid_on_train,
+    }
     if args.grid:
         raw["grid"] = {"options": args.grid_options or "", **parse_grid_flag(args.grid)}
     if args.baseline:
@@ -43,21 +51,29 @@ def spec_from_flags(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("spec", nargs="?", help="YAML or JSON spec (or give the flags below)")
     parser.add_argument("--out", required=True, type=Path, help="results.jsonl, summary.md, PNGs")
-    parser.add_argument("--work-dir", type=Path,
-                        help="logs and checkpoints of each run (default OUT/runs)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="logs and checkpoints of each run (default OUT/runs)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--threads", type=int, default=1, help="OMP/MKL threads per run")
     parser.add_argument("--seeds", help="comma-separated; overrides the spec's")
     parser.add_argument("--only", help="comma-separated arm names to run (others are reported)")
     parser.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
-    parser.add_argument("--keep-checkpoints", action="store_true",
-                        help="keep each run's checkpoints (default: deleted after the test)")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rewrite summary.md and the plots from results.jsonl; run nothing")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each run's checkpoints (default: deleted after the test)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite summary.md and the plots from results.jsonl; run nothing",
+    )
     flags = parser.add_argument_group("a spec as flags (without a spec file)")
     flags.add_argument("--data")
     flags.add_argument("--train", help="fairseq-train options every arm shares (one string)")
@@ -67,9 +83,14 @@ def main(argv=None) -> int:
     flags.add_argument("--baseline")
     flags.add_argument("--select-metric", default="loss")
     flags.add_argument("--maximize", action="store_true")
-    flags.add_argument("--test-kind", default="none", choices=["ner", "translation", "glue", "none"])
-    flags.add_argument("--valid-on-train", action="store_true",
-                       help="also evaluate the training split each epoch (unmasked train loss)")
+    flags.add_argument(
+        "--test-kind", default="none", choices=["ner", "translation", "glue", "none"]
+    )
+    flags.add_argument(
+        "--valid-on-train",
+        action="store_true",
+        help="also evaluate the training split each epoch (unmasked train loss)",
+    )
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec) if args.spec else build_spec(spec_from_flags(args), "flags")
@@ -77,15 +98,26 @@ def main(argv=None) -> int:
             try:
                 spec.seeds = [int(s) for s in args.seeds.split(",")]
             except ValueError:
-                raise AddropError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
+                raise AddropError(
+                    f"--seeds {args.seeds!r}: expected comma-separated integers"
+                ) from None
         if args.only:
             names = args.only.split(",")
             unknown = [n for n in names if n not in {a.name for a in spec.arms}]
             if unknown:
-                raise AddropError(f"--only: {', '.join(unknown)} not among the arms "
-                                  f"({', '.join(a.name for a in spec.arms)})")
-        comparison = Comparison(spec, args.out, args.work_dir, jobs=args.jobs, threads=args.threads,
-                                keep_checkpoints=args.keep_checkpoints, retry_failed=args.retry_failed)
+                raise AddropError(
+                    f"--only: {', '.join(unknown)} not among the arms "
+                    f"({', '.join(a.name for a in spec.arms)})"
+                )
+        comparison = Comparison(
+            spec,
+            args.out,
+            args.work_dir,
+            jobs=args.jobs,
+            threads=args.threads,
+            keep_checkpoints=args.keep_checkpoints,
+            retry_failed=args.retry_failed,
+        )
         if args.report_only:
             comparison.report()
         else:

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """The first N sentences of a CoNLL file, lines unchanged (-DOCSTART- lines dropped).
 
-    python scripts/conll_subset.py data/conll2003/train.txt 200 data/conll2003-200/train.txt
+python scripts/conll_subset.py data/conll2003/train.txt 200 data/conll2003-200/train.txt
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ from addrop_fairseq.ner_data import first_sentences  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("source")
     parser.add_argument("count", type=int)
     parser.add_argument("dest", type=Path)

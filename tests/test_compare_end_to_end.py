@@ -1,4 +1,5 @@
 """scripts/compare.py end to end on a tiny NER corpus: arms x seeds, a failing arm, kill + resume."""
+
 import json
 import os
 import signal
@@ -32,10 +33,22 @@ valid_on_train: true
 
 
 def compare(spec, out, *extra):
-    return subprocess.Popen([sys.executable, str(REPO / "scripts" / "compare.py"), str(spec), "--out",
-                             str(out), *extra], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "compare.py"),
+            str(spec),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
 
 
 def records(out):
@@ -65,7 +78,7 @@ def test_compare_runs_arms_and_seeds_survives_a_kill_and_records_failures(tmp_pa
     assert second.returncode == 0, output
     assert f"{len(done_before)} recorded" in output and "ETA" in output
     final = records(out)
-    assert final[:len(done_before)] == done_before  # nothing finished was rerun or rewritten
+    assert final[: len(done_before)] == done_before  # nothing finished was rerun or rewritten
     keys = [(r["arm"], r["seed"]) for r in final]
     assert sorted(keys) == sorted({(a, s) for a in ("plain", "ga", "broken") for s in (1, 2)})
     by_key = {(r["arm"], r["seed"]): r for r in final}
@@ -79,16 +92,22 @@ def test_compare_runs_arms_and_seeds_survives_a_kill_and_records_failures(tmp_pa
             assert record["status"] == "ok", record.get("error")
             epochs = record["epochs"]
             assert [e["epoch"] for e in epochs] == [1, 2, 3]
-            assert all(np.isfinite([e["train_loss"], e["valid_loss"], e["trainset_loss"],
-                                    e["valid_metric"]]).all() for e in epochs)
+            assert all(
+                np.isfinite(
+                    [e["train_loss"], e["valid_loss"], e["trainset_loss"], e["valid_metric"]]
+                ).all()
+                for e in epochs
+            )
             assert record["best"]["valid_metric"] == max(e["valid_metric"] for e in epochs)
             assert 0 <= record["test_metric"] <= 100 and record["wall_s"] > 0
             assert not (out / "runs" / arm / f"seed{seed}" / "checkpoints").exists()
     assert [e["addrop"] for e in by_key[("ga", 1)]["epochs"]] == [0, 1, 0]
     assert by_key[("ga", 1)]["epochs"][1]["addrop_drop"] > 0
     # the test metric is what evaluate_ner.py printed for the dev-chosen checkpoint
-    assert f"f1 {by_key[('ga', 2)]['test_metric']:.2f}" in \
-        (out / "runs" / "ga" / "seed2" / "test" / "test.report.txt").read_text()
+    assert (
+        f"f1 {by_key[('ga', 2)]['test_metric']:.2f}"
+        in (out / "runs" / "ga" / "seed2" / "test" / "test.report.txt").read_text()
+    )
     for seed in (1, 2):
         broken = by_key[("broken", seed)]
         assert broken["status"] == "failed" and "--addrop-p" in broken["error"]
@@ -97,5 +116,6 @@ def test_compare_runs_arms_and_seeds_survives_a_kill_and_records_failures(tmp_pa
     assert "| plain | 2/2 |" in summary and "| ga | 2 |" in summary
     assert "- broken seed 1: fairseq-train exited" in summary
     import matplotlib.image
+
     image = matplotlib.image.imread(out / "curves.png")
     assert (out / "curves.png").stat().st_size > 1000 and np.ptp(image) > 0

@@ -1,4 +1,5 @@
 """The comparison runner's library parts: spec, log parsing, paired statistics, report, plots."""
+
 import json
 import math
 
@@ -10,8 +11,13 @@ from addrop_fairseq.experiment import logs, plots, stats
 from addrop_fairseq.experiment.runner import Comparison, fingerprint, latest, read_results
 from addrop_fairseq.experiment.spec import build_spec, expand_grid, parse_grid_flag
 
-BASE = {"data": "d", "train": "--task addrop_tagging", "arms": {"plain": "--addrop-schedule off"},
-        "seeds": [1, 2, 3], "select": {"metric": "f1", "maximize": True}}
+BASE = {
+    "data": "d",
+    "train": "--task addrop_tagging",
+    "arms": {"plain": "--addrop-schedule off"},
+    "seeds": [1, 2, 3],
+    "select": {"metric": "f1", "maximize": True},
+}
 
 
 def test_paired_difference_matches_a_hand_computation():
@@ -33,7 +39,14 @@ def test_paired_difference_matches_a_hand_computation():
 def test_grid_expands_into_named_arms():
     arms = expand_grid({"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.3]})
     assert [a.name for a in arms] == ["p0.1-q0.3", "p0.5-q0.3"]
-    assert arms[1].options == ("--addrop-schedule", "cross", "--addrop-p", "0.5", "--addrop-q", "0.3")
+    assert arms[1].options == (
+        "--addrop-schedule",
+        "cross",
+        "--addrop-p",
+        "0.5",
+        "--addrop-q",
+        "0.3",
+    )
     assert arms[1].grid == {"p": 0.5, "q": 0.3}
     assert parse_grid_flag("p=0.1,0.3 q=0.1") == {"p": [0.1, 0.3], "q": [0.1]}
     spec = build_spec({**BASE, "grid": {"p": [0.1], "q": [0.1, 0.9]}})
@@ -41,17 +54,20 @@ def test_grid_expands_into_named_arms():
     assert spec.baseline == "plain"
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"seeds": [1, 1]}, "seeds"),
-    ({"seeds": "1"}, "seeds"),
-    ({"baseline": "ga"}, "'ga' is not an arm"),
-    ({"arms": {}}, "no arms"),
-    ({"epochs": 3}, "unknown field(s) epochs"),
-    ({"test": {"kind": "bleu"}}, "test.kind: 'bleu'"),
-    ({"grid": {"p": 0.3}}, "grid.p"),
-    ({"arms": {"a": "--x 'unclosed"}}, "arms.a"),
-    ({"data": None}, "data"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seeds": [1, 1]}, "seeds"),
+        ({"seeds": "1"}, "seeds"),
+        ({"baseline": "ga"}, "'ga' is not an arm"),
+        ({"arms": {}}, "no arms"),
+        ({"epochs": 3}, "unknown field(s) epochs"),
+        ({"test": {"kind": "bleu"}}, "test.kind: 'bleu'"),
+        ({"grid": {"p": 0.3}}, "grid.p"),
+        ({"arms": {"a": "--x 'unclosed"}}, "arms.a"),
+        ({"data": None}, "data"),
+    ],
+)
 def test_spec_errors_name_the_field_and_value(change, message):
     with pytest.raises(AddropError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_spec({**BASE, **change})
@@ -76,9 +92,18 @@ LOG = """\
 def test_log_parsing_keeps_the_last_record_of_an_epoch_and_picks_fairseqs_best():
     epochs = logs.parse_epochs(LOG, "f1")
     assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
-    assert epochs[0] == {"epoch": 1, "valid_loss": 1.5, "valid_metric": 60.5, "num_updates": 13.0,
-                         "trainset_loss": 1.25, "trainset_metric": 70.0, "train_loss": 2.0,
-                         "addrop": 0.0, "addrop_drop": 0.0, "train_wall": 20.0}
+    assert epochs[0] == {
+        "epoch": 1,
+        "valid_loss": 1.5,
+        "valid_metric": 60.5,
+        "num_updates": 13.0,
+        "trainset_loss": 1.25,
+        "trainset_metric": 70.0,
+        "train_loss": 2.0,
+        "addrop": 0.0,
+        "addrop_drop": 0.0,
+        "train_wall": 20.0,
+    }
     assert epochs[1]["valid_metric"] == 72.0 and epochs[1]["addrop_drop"] == 0.09  # resumed copy
     assert epochs[3]["valid_loss"] is None  # nan is no number
     # fairseq keeps the later epoch on a tie (>=): epoch 3, not 2
@@ -88,26 +113,46 @@ def test_log_parsing_keeps_the_last_record_of_an_epoch_and_picks_fairseqs_best()
 
 
 def _record(spec, arm, seed, dev, test, status="ok"):
-    epochs = [{"epoch": e, "valid_metric": dev - 3 + e, "valid_loss": 1.0 / e, "train_loss": 2.0 / e,
-               "trainset_loss": 0.5 / e} for e in (1, 2, 3)]
-    return {"arm": arm.name, "seed": seed, "fingerprint": fingerprint(spec, arm, seed), "status": status,
-            "epochs": epochs, "best": epochs[-1], "test_metric": test, "wall_s": 60.0 * (2 if arm.grid else 1),
-            "grid": arm.grid, "error": "boom" if status != "ok" else None}
+    epochs = [
+        {
+            "epoch": e,
+            "valid_metric": dev - 3 + e,
+            "valid_loss": 1.0 / e,
+            "train_loss": 2.0 / e,
+            "trainset_loss": 0.5 / e,
+        }
+        for e in (1, 2, 3)
+    ]
+    return {
+        "arm": arm.name,
+        "seed": seed,
+        "fingerprint": fingerprint(spec, arm, seed),
+        "status": status,
+        "epochs": epochs,
+        "best": epochs[-1],
+        "test_metric": test,
+        "wall_s": 60.0 * (2 if arm.grid else 1),
+        "grid": arm.grid,
+        "error": "boom" if status != "ok" else None,
+    }
 
 
 def test_report_writes_summary_curves_and_heatmaps(tmp_path):
-    spec = build_spec({**BASE, "grid": {"options": "--addrop-schedule cross", "p": [0.1, 0.5],
-                                        "q": [0.3, 0.9]}})
+    spec = build_spec(
+        {**BASE, "grid": {"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.3, 0.9]}}
+    )
     comparison = Comparison(spec, tmp_path / "out")
     (tmp_path / "out").mkdir()
     records = []
     for seed in (1, 2, 3):
         for index, arm in enumerate(spec.arms):
             records.append(_record(spec, arm, seed, 70.0 + index + seed, 60.0 + 2 * index + seed))
-    records.append(_record(spec, spec.arms[1], 3, 0, 0, status="failed"))  # later: replaces the ok one
+    records.append(
+        _record(spec, spec.arms[1], 3, 0, 0, status="failed")
+    )  # later: replaces the ok one
     stale = dict(records[0], fingerprint="0" * 16, test_metric=999.0)  # another spec's run
     with open(comparison.results_path, "w") as f:
-        f.write("\n".join(json.dumps(r) for r in records + [stale]) + "\n{\"cut short")
+        f.write("\n".join(json.dumps(r) for r in records + [stale]) + '\n{"cut short')
     assert len(read_results(comparison.results_path)) == len(records) + 1
     assert len(latest(read_results(comparison.results_path), spec)) == 5 * 3
     comparison.report()
@@ -131,17 +176,31 @@ def plt_image(path):
 
 
 def test_plotted_numbers_are_the_seed_mean_and_range(tmp_path):
-    runs = {"plain": [{"epochs": [{"epoch": 1, "valid_metric": 50.0, "valid_loss": 2.0, "train_loss": 1.0},
-                                  {"epoch": 2, "valid_metric": 60.0, "valid_loss": 1.5, "train_loss": 0.5}]},
-                      {"epochs": [{"epoch": 1, "valid_metric": 54.0, "valid_loss": 2.2, "train_loss": 1.0},
-                                  {"epoch": 2, "valid_metric": None, "valid_loss": 1.7, "train_loss": 0.7}]}]}
+    runs = {
+        "plain": [
+            {
+                "epochs": [
+                    {"epoch": 1, "valid_metric": 50.0, "valid_loss": 2.0, "train_loss": 1.0},
+                    {"epoch": 2, "valid_metric": 60.0, "valid_loss": 1.5, "train_loss": 0.5},
+                ]
+            },
+            {
+                "epochs": [
+                    {"epoch": 1, "valid_metric": 54.0, "valid_loss": 2.2, "train_loss": 1.0},
+                    {"epoch": 2, "valid_metric": None, "valid_loss": 1.7, "train_loss": 0.7},
+                ]
+            },
+        ]
+    }
     drawn = plots.plot_curves(runs, "f1", tmp_path / "c.png")
     epochs, mean, low, high = drawn[(0, "plain", "valid_metric")]
     assert list(epochs) == [1, 2] and list(mean) == [52.0, 60.0] and list(low) == [50.0, 60.0]
     gap = drawn[(2, "plain", "gap")]
     assert np.allclose(gap[1], [1.1, 1.0]) and np.allclose(gap[3], [1.2, 1.0])
     assert all(np.isfinite(np.concatenate(series[1:])).all() for series in drawn.values())
-    grid = plots.plot_heatmap({(0.1, 0.3): 1.0, (0.5, 0.3): -2.0, (0.5, 0.9): 0.5}, tmp_path / "h.png", "t")
+    grid = plots.plot_heatmap(
+        {(0.1, 0.3): 1.0, (0.5, 0.3): -2.0, (0.5, 0.9): 0.5}, tmp_path / "h.png", "t"
+    )
     assert grid.shape == (2, 2) and grid[1, 0] == -2.0 and math.isnan(grid[0, 1])
 
 

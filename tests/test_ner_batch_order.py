@@ -1,4 +1,5 @@
 """--batch-order random: a new random partition of the training sentences every epoch."""
+
 import pytest
 
 from addrop_fairseq.errors import AddropError

@@ -4,6 +4,7 @@ Each kind runs the documented command (the one a user would type) in a subproces
 final line, so the comparison's test numbers are exactly what ``evaluate_ner.py``,
 ``fairseq-generate`` + ``score_bleu.py`` and ``evaluate_glue.py`` print.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,47 +30,104 @@ def _run(command: list[str], log: Path, env: dict) -> str:
     return done.stdout
 
 
-def evaluate_test(test: dict, data: str, checkpoint: Path, run_dir: Path, user_dir: str | None,
-                  env: dict) -> dict:
-    """{"test_metric": value, ...} for the spec's ``test`` section; {} for kind ``none``."""
+def evaluate_test(
+    test: dict,
+    data: str,
+    checkpoint: Path,
+    run_dir: Path,
+    user_dir: str | None,
+    env: dict,
+    cpu: bool = False,
+) -> dict:
+    """{"test_metric": value, ...} for the spec's ``test`` section; {} for kind ``none``.
+
+    ``cpu``: the runs trained with --cpu, so the evaluation stays off the GPU too."""
     kind, split = test.get("kind", "none"), str(test.get("split", "test"))
     log = run_dir / "test.log"
-    extra = [str(option) for option in test.get("options", [])]
+    extra = [str(option) for option in test.get("options", [])] + (["--cpu"] if cpu else [])
     if kind == "none":
         return {}
     if kind == "ner":
-        out = _run([sys.executable, str(SCRIPTS / "evaluate_ner.py"), "--data", data, "--path",
-                    str(checkpoint), "--split", split, "--output-dir", str(run_dir / "test"),
-                    "--cpu", *extra], log, env)
+        out = _run(
+            [
+                sys.executable,
+                str(SCRIPTS / "evaluate_ner.py"),
+                "--data",
+                data,
+                "--path",
+                str(checkpoint),
+                "--split",
+                split,
+                "--output-dir",
+                str(run_dir / "test"),
+                *extra,
+            ],
+            log,
+            env,
+        )
         match = re.search(r"precision ([\d.]+) \| recall ([\d.]+) \| f1 ([\d.]+)", out)
         if not match:
             raise AddropError(f"{log}: evaluate_ner.py printed no 'precision | recall | f1' line")
-        return {"test_metric": float(match[3]), "test_precision": float(match[1]),
-                "test_recall": float(match[2])}
+        return {
+            "test_metric": float(match[3]),
+            "test_precision": float(match[1]),
+            "test_recall": float(match[2]),
+        }
     if kind == "translation":
         generated = run_dir / f"generate.{split}.txt"
         options = ["--beam", "4", "--batch-size", "64", "--post-process", "sentencepiece", *extra]
-        command = [sys.executable, "-m", "fairseq_cli.generate", data, "--gen-subset", split,
-                   "--path", str(checkpoint), "--required-batch-size-multiple", "1", "--cpu",
-                   *options]
+        command = [
+            sys.executable,
+            "-m",
+            "fairseq_cli.generate",
+            data,
+            "--gen-subset",
+            split,
+            "--path",
+            str(checkpoint),
+            "--required-batch-size-multiple",
+            "1",
+            *options,
+        ]
         if user_dir:
             command += ["--user-dir", user_dir]
         generated.write_text(_run(command, log, env), encoding="utf-8")
-        out = _run([sys.executable, str(SCRIPTS / "score_bleu.py"), "--generate-output",
-                    str(generated)], log, env)
+        out = _run(
+            [sys.executable, str(SCRIPTS / "score_bleu.py"), "--generate-output", str(generated)],
+            log,
+            env,
+        )
         match = re.search(r"BLEU = ([\d.]+).*\((\d+) sentences\)", out)
         signature = re.search(r"signature: (\S+)", out)
         if not match:
             raise AddropError(f"{log}: score_bleu.py printed no BLEU line")
-        return {"test_metric": float(match[1]), "test_sentences": int(match[2]),
-                "test_signature": signature[1] if signature else None}
+        return {
+            "test_metric": float(match[1]),
+            "test_sentences": int(match[2]),
+            "test_signature": signature[1] if signature else None,
+        }
     if kind == "glue":
         metric = test.get("metric")
-        out = _run([sys.executable, str(SCRIPTS / "evaluate_glue.py"), "--data", data, "--path",
-                    str(checkpoint), "--split", split, "--cpu", *extra], log, env)
+        out = _run(
+            [
+                sys.executable,
+                str(SCRIPTS / "evaluate_glue.py"),
+                "--data",
+                data,
+                "--path",
+                str(checkpoint),
+                "--split",
+                split,
+                *extra,
+            ],
+            log,
+            env,
+        )
         scores = json.loads(out.strip().splitlines()[-1])
         if metric not in scores:
-            raise AddropError(f"test.metric {metric!r} is not among evaluate_glue.py's "
-                              f"{', '.join(sorted(scores))}")
+            raise AddropError(
+                f"test.metric {metric!r} is not among evaluate_glue.py's "
+                f"{', '.join(sorted(scores))}"
+            )
         return {"test_metric": float(scores[metric])}
     raise AddropError(f"test.kind {kind!r} is not one of ner, translation, glue, none")

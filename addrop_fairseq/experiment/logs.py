@@ -1,10 +1,12 @@
 """Per-epoch numbers from a ``fairseq-train --log-format json`` log.
 
-fairseq writes one JSON object per line behind ``| INFO | TAG |``: ``train`` for the end-of-epoch
-training summary, ``valid`` for the dev split, and ``trainset`` for the unmasked evaluation of the training split
-(``--valid-subset valid,trainset``, see runner.data_with_trainset). A run resumed from ``checkpoint_last.pt`` appends
-to the same log; a later record of an epoch replaces the earlier one.
+fairseq writes one JSON object per line behind ``| INFO | TAG |``: ``train`` for the
+end-of-epoch training summary, ``valid`` for the dev split, and ``trainset`` for the unmasked
+evaluation of the training split (``--valid-subset valid,trainset``, see
+runner.data_with_trainset). A run resumed from ``checkpoint_last.pt`` appends to the same log; a
+later record of an epoch replaces the earlier one.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +25,11 @@ def _number(value):
 
 
 def _stats(payload: dict, prefix: str) -> dict:
-    return {key[len(prefix) + 1:]: _number(value) for key, value in payload.items()
-            if key.startswith(prefix + "_")}
+    return {
+        key[len(prefix) + 1 :]: _number(value)
+        for key, value in payload.items()
+        if key.startswith(prefix + "_")
+    }
 
 
 def parse_epochs(text: str, metric: str) -> list[dict]:
@@ -48,12 +53,19 @@ def parse_epochs(text: str, metric: str) -> list[dict]:
         record = epochs.setdefault(epoch, {"epoch": epoch})
         if tag == "valid":
             stats = _stats(payload, "valid")
-            record.update(valid_loss=stats.get("loss"), valid_metric=stats.get(metric),
-                          num_updates=stats.get("num_updates"))
+            record.update(
+                valid_loss=stats.get("loss"),
+                valid_metric=stats.get(metric),
+                num_updates=stats.get("num_updates"),
+            )
         elif tag == "train":
             stats = _stats(payload, "train")
-            record.update(train_loss=stats.get("loss"), addrop=stats.get("addrop", 0.0),
-                          addrop_drop=stats.get("addrop_drop", 0.0), train_wall=stats.get("wall"))
+            record.update(
+                train_loss=stats.get("loss"),
+                addrop=stats.get("addrop", 0.0),
+                addrop_drop=stats.get("addrop_drop", 0.0),
+                train_wall=stats.get("wall"),
+            )
         else:
             stats = _stats(payload, "trainset")
             record.update(trainset_loss=stats.get("loss"), trainset_metric=stats.get(metric))
@@ -68,6 +80,8 @@ def best_epoch(epochs: list[dict], maximize: bool) -> dict | None:
         value = record.get("valid_metric")
         if value is None:
             continue
-        if best is None or (value >= best["valid_metric"] if maximize else value <= best["valid_metric"]):
+        if best is None or (
+            value >= best["valid_metric"] if maximize else value <= best["valid_metric"]
+        ):
             best = record
     return best

@@ -1,4 +1,5 @@
-"""Small PNGs of a comparison: curves per epoch by arm (mean, seed range as a band), grid heatmap."""
+"""Small PNGs of a comparison: per-epoch curves by arm (mean, seed range as a band), heatmaps."""
+
 from __future__ import annotations
 
 import math
@@ -40,14 +41,20 @@ def _band(ax, runs, field, label, color, style="-"):
     if not keep.any():
         return None
     epochs, values = epochs[keep], values[:, keep]
-    mean, low, high = np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    mean, low, high = (
+        np.nanmean(values, axis=0),
+        np.nanmin(values, axis=0),
+        np.nanmax(values, axis=0),
+    )
     ax.plot(epochs, mean, style, color=color, label=label)
     if len(runs) > 1:
         ax.fill_between(epochs, low, high, color=color, alpha=0.15, linewidth=0)
     return epochs, mean, low, high
 
 
-def plot_curves(runs_by_arm: dict[str, list[dict]], metric: str, path: Path, title: str = "") -> dict:
+def plot_curves(
+    runs_by_arm: dict[str, list[dict]], metric: str, path: Path, title: str = ""
+) -> dict:
     """Three panels: dev metric; train and dev loss; the train-dev gap (the overfitting curve).
 
     The gap uses the unmasked training-split loss when the runs validated on train
@@ -64,12 +71,22 @@ def plot_curves(runs_by_arm: dict[str, list[dict]], metric: str, path: Path, tit
         color = colors[index % len(colors)]
         has_trainset = any(e.get("trainset_loss") is not None for r in runs for e in r["epochs"])
         train_field = "trainset_loss" if has_trainset else "train_loss"
-        gap_runs = [{"epochs": [dict(epoch=e["epoch"], gap=e["valid_loss"] - e[train_field])
-                                for e in r["epochs"] if e.get("valid_loss") is not None
-                                and e.get(train_field) is not None]} for r in runs]
+        gap_runs = [
+            {
+                "epochs": [
+                    dict(epoch=e["epoch"], gap=e["valid_loss"] - e[train_field])
+                    for e in r["epochs"]
+                    if e.get("valid_loss") is not None and e.get(train_field) is not None
+                ]
+            }
+            for r in runs
+        ]
         for panel, source, field, label, style in (
-                (0, runs, "valid_metric", arm, "-"), (1, runs, train_field, f"{arm} train", "--"),
-                (1, runs, "valid_loss", f"{arm} dev", "-"), (2, gap_runs, "gap", arm, "-")):
+            (0, runs, "valid_metric", arm, "-"),
+            (1, runs, train_field, f"{arm} train", "--"),
+            (1, runs, "valid_loss", f"{arm} dev", "-"),
+            (2, gap_runs, "gap", arm, "-"),
+        ):
             series = _band(axes[panel], source, field, label, color, style)
             if series is not None:
                 drawn[(panel, arm, field)] = series
@@ -89,8 +106,13 @@ def plot_curves(runs_by_arm: dict[str, list[dict]], metric: str, path: Path, tit
     return drawn
 
 
-def plot_heatmap(gains: dict[tuple[float, float], float], path: Path, title: str,
-                 x_name: str = "q", y_name: str = "p") -> np.ndarray:
+def plot_heatmap(
+    gains: dict[tuple[float, float], float],
+    path: Path,
+    title: str,
+    x_name: str = "q",
+    y_name: str = "p",
+) -> np.ndarray:
     """Mean gain over the baseline for each (p, q) of a grid, annotated (paper Fig. 4 style).
 
     Returns the drawn matrix (rows p ascending, columns q ascending; nan where no arm)."""

@@ -4,6 +4,7 @@ Resumable at two levels: a (arm, seed) recorded as finished in ``results.jsonl``
 (its fingerprint, the options that define it, must match), and a run killed mid-way restarts in
 the same directory, where fairseq-train resumes from ``checkpoint_last.pt``.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -31,8 +32,18 @@ RESULTS, SUMMARY = "results.jsonl", "summary.md"
 
 def fingerprint(spec: Spec, arm: Arm, seed: int) -> str:
     """What defines a run's result; paths of outputs are not part of it."""
-    key = json.dumps([spec.data, spec.train, arm.options, seed, spec.select_metric, spec.maximize,
-                      spec.test, spec.valid_on_train])
+    key = json.dumps(
+        [
+            spec.data,
+            spec.train,
+            arm.options,
+            seed,
+            spec.select_metric,
+            spec.maximize,
+            spec.test,
+            spec.valid_on_train,
+        ]
+    )
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -51,7 +62,9 @@ def read_results(path: Path) -> list[dict]:
 
 def latest(records: list[dict], spec: Spec) -> list[dict]:
     """The last record of each (arm, seed) that matches the spec as it is now."""
-    current = {(arm.name, seed): fingerprint(spec, arm, seed) for arm in spec.arms for seed in spec.seeds}
+    current = {
+        (arm.name, seed): fingerprint(spec, arm, seed) for arm in spec.arms for seed in spec.seeds
+    }
     chosen = {}
     for record in records:
         key = (record.get("arm"), record.get("seed"))
@@ -81,7 +94,7 @@ def data_with_trainset(data: str, view: Path) -> Path:
         for name in files:
             (target / name).symlink_to(Path(root) / name)
             if name.startswith("train."):
-                (target / (TRAINSET + name[len("train"):])).symlink_to(Path(root) / name)
+                (target / (TRAINSET + name[len("train") :])).symlink_to(Path(root) / name)
     shutil.rmtree(view, ignore_errors=True)
     os.replace(tmp, view)
     return view
@@ -108,12 +121,23 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _duration(seconds: float) -> str:
     minutes = int(round(seconds / 60))
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"
+    return (
+        f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{seconds / 60:.1f} min"
+    )
 
 
 class Comparison:
-    def __init__(self, spec: Spec, out_dir, work_dir=None, jobs: int = 1, threads: int = 1,
-                 keep_checkpoints: bool = False, retry_failed: bool = False, echo=print):
+    def __init__(
+        self,
+        spec: Spec,
+        out_dir,
+        work_dir=None,
+        jobs: int = 1,
+        threads: int = 1,
+        keep_checkpoints: bool = False,
+        retry_failed: bool = False,
+        echo=print,
+    ):
         if jobs < 1 or threads < 1:
             raise AddropError(f"--jobs {jobs} / --threads {threads}: both must be at least 1")
         self.spec = spec
@@ -143,16 +167,38 @@ class Comparison:
         return latest(read_results(self.results_path), self.spec)
 
     def pending(self) -> list[tuple[Arm, int]]:
-        done = {(r["arm"], r["seed"]) for r in self.records()
-                if r["status"] == "ok" or not self.retry_failed}
-        return [(arm, seed) for seed in self.spec.seeds for arm in self.spec.arms
-                if (arm.name, seed) not in done and (self.only is None or arm.name in self.only)]
+        done = {
+            (r["arm"], r["seed"])
+            for r in self.records()
+            if r["status"] == "ok" or not self.retry_failed
+        }
+        return [
+            (arm, seed)
+            for seed in self.spec.seeds
+            for arm in self.spec.arms
+            if (arm.name, seed) not in done and (self.only is None or arm.name in self.only)
+        ]
 
-    def train_command(self, arm: Arm, seed: int, save_dir: Path, data: str | None = None) -> list[str]:
-        command = [sys.executable, "-m", "fairseq_cli.train", data or self.spec.data, *self.spec.train,
-                   *arm.options, "--seed", str(seed), "--save-dir", str(save_dir),
-                   "--log-format", "json", "--no-epoch-checkpoints",
-                   "--best-checkpoint-metric", self.spec.select_metric]
+    def train_command(
+        self, arm: Arm, seed: int, save_dir: Path, data: str | None = None
+    ) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "fairseq_cli.train",
+            data or self.spec.data,
+            *self.spec.train,
+            *arm.options,
+            "--seed",
+            str(seed),
+            "--save-dir",
+            str(save_dir),
+            "--log-format",
+            "json",
+            "--no-epoch-checkpoints",
+            "--best-checkpoint-metric",
+            self.spec.select_metric,
+        ]
         if self.spec.maximize:
             command.append("--maximize-best-checkpoint-metric")
         if self.spec.valid_on_train:
@@ -161,13 +207,15 @@ class Comparison:
 
     def _env(self) -> dict:
         threads = str(self.threads)
-        return dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads,
-                    PYTHONUNBUFFERED="1")
+        return dict(
+            os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1"
+        )
 
     def _spawn(self, command, log_file, env) -> tuple[int, float]:
         """Runs command with its output appended to log_file; (exit code, CPU seconds)."""
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                   preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+        )
         with self._lock:
             self._children.add(process)
         try:
@@ -188,9 +236,16 @@ class Comparison:
         if self.spec.valid_on_train:
             data = str(self.work_dir / "data-with-trainset")
         command = self.train_command(arm, seed, save_dir, data)
-        record = {"arm": arm.name, "seed": seed, "fingerprint": fingerprint(self.spec, arm, seed),
-                  "options": shlex.join(arm.options), "grid": arm.grid, "command": shlex.join(command),
-                  "run_dir": str(run_dir), "resumed": resumed}
+        record = {
+            "arm": arm.name,
+            "seed": seed,
+            "fingerprint": fingerprint(self.spec, arm, seed),
+            "options": shlex.join(arm.options),
+            "grid": arm.grid,
+            "command": shlex.join(command),
+            "run_dir": str(run_dir),
+            "resumed": resumed,
+        }
         start = time.time()
         env = self._env()
         with open(log_path, "a", encoding="utf-8") as log_file:
@@ -203,12 +258,23 @@ class Comparison:
         try:
             if code != 0:
                 lines = [line for line in text.splitlines() if line.strip()]
-                raise AddropError(f"fairseq-train exited {code}: {lines[-1] if lines else ''} "
-                                  f"(log: {log_path})")
+                raise AddropError(
+                    f"fairseq-train exited {code}: {lines[-1] if lines else ''} "
+                    f"(log: {log_path})"
+                )
             if not record["best"]:
                 raise AddropError(f"{log_path}: no dev {self.spec.select_metric!r} in the log")
-            record.update(evaluate_test(self.spec.test, self.spec.data, save_dir / "checkpoint_best.pt",
-                                        run_dir, self.user_dir, env))
+            record.update(
+                evaluate_test(
+                    self.spec.test,
+                    self.spec.data,
+                    save_dir / "checkpoint_best.pt",
+                    run_dir,
+                    self.user_dir,
+                    env,
+                    cpu="--cpu" in self.spec.train,
+                )
+            )
             record["status"] = "ok"
             if not self.keep_checkpoints:
                 shutil.rmtree(save_dir, ignore_errors=True)
@@ -258,8 +324,10 @@ class Comparison:
         recorded = len(self.records())
         total = recorded + len(todo)
         finished = recorded
-        self.echo(f"compare: {len(self.spec.arms)} arms x {len(self.spec.seeds)} seeds, {recorded} "
-                  f"recorded, {len(todo)} to run, {self.jobs} at a time")
+        self.echo(
+            f"compare: {len(self.spec.arms)} arms x {len(self.spec.seeds)} seeds, {recorded} "
+            f"recorded, {len(todo)} to run, {self.jobs} at a time"
+        )
         durations = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs)
         try:
@@ -273,12 +341,16 @@ class Comparison:
                 eta = sum(durations) / len(durations) * remaining / self.jobs
                 best = record.get("best") or {}
                 if record["status"] == "ok":
-                    what = (f"dev {best.get('valid_metric')} (epoch {best.get('epoch')}) "
-                            f"test {record.get('test_metric')}")
+                    what = (
+                        f"dev {best.get('valid_metric')} (epoch {best.get('epoch')}) "
+                        f"test {record.get('test_metric')}"
+                    )
                 else:
                     what = f"FAILED: {record['error']}"
-                self.echo(f"[{finished}/{total}] {record['arm']} seed {record['seed']}: {what}, "
-                          f"{_duration(record['wall_s'])}; ETA {_duration(eta) if remaining else 'done'}")
+                self.echo(
+                    f"[{finished}/{total}] {record['arm']} seed {record['seed']}: {what}, "
+                    f"{_duration(record['wall_s'])}; ETA {_duration(eta) if remaining else 'done'}"
+                )
                 self.report()
         except BaseException:
             self.stop_children()
@@ -292,8 +364,10 @@ class Comparison:
         """summary.md and the PNGs from what results.jsonl holds now (each file replaced whole)."""
         records = self.records()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.out_dir / SUMMARY,
-                      f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True))
+        _atomic_write(
+            self.out_dir / SUMMARY,
+            f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True),
+        )
         ok = [r for r in records if r["status"] == "ok"]
         if not ok:
             return
@@ -307,14 +381,26 @@ class Comparison:
             for split, field in (("dev", "valid_metric"), ("test", "test_metric")):
                 gains = {}
                 for arm in grid_arms:
+
                     def value(r):
-                        return r["best"].get("valid_metric") if field == "valid_metric" else r.get(field)
-                    paired = stats.paired_difference({r["seed"]: value(r) for r in by_arm[arm.name]},
-                                                     {s: value(r) for s, r in base.items()})
+                        return (
+                            r["best"].get("valid_metric")
+                            if field == "valid_metric"
+                            else r.get(field)
+                        )
+
+                    paired = stats.paired_difference(
+                        {r["seed"]: value(r) for r in by_arm[arm.name]},
+                        {s: value(r) for s, r in base.items()},
+                    )
                     if paired is not None:
                         gains[(float(arm.grid["p"]), float(arm.grid["q"]))] = paired.mean
                 if gains:
                     tmp = self.out_dir / f"heatmap_{split}.png.tmp.png"
-                    plots.plot_heatmap(gains, tmp, f"{split} {self.spec.select_metric if split == 'dev' else 'test'}"
-                                       f": mean gain over {self.spec.baseline} (paired)")
+                    plots.plot_heatmap(
+                        gains,
+                        tmp,
+                        f"{split} {self.spec.select_metric if split == 'dev' else 'test'}"
+                        f": mean gain over {self.spec.baseline} (paired)",
+                    )
                     os.replace(tmp, self.out_dir / f"heatmap_{split}.png")

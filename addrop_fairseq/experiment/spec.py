@@ -19,6 +19,7 @@ A spec is a YAML (or JSON) mapping::
 
 Relative paths (``data``, ``--user-dir``) are read from the directory the comparison runs in.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -49,18 +50,23 @@ class Spec:
     select_metric: str = "loss"
     maximize: bool = False
     test: dict = field(default_factory=lambda: {"kind": "none"})
-    valid_on_train: bool = False  # also validate the training split each epoch (unmasked train loss)
+    valid_on_train: bool = (
+        False  # also validate the training split each epoch (unmasked train loss)
+    )
 
     def arm(self, name: str) -> Arm:
         return next(arm for arm in self.arms if arm.name == name)
 
     def to_dict(self) -> dict:
         return {
-            "data": self.data, "train": shlex.join(self.train),
+            "data": self.data,
+            "train": shlex.join(self.train),
             "arms": {arm.name: shlex.join(arm.options) for arm in self.arms},
-            "baseline": self.baseline, "seeds": self.seeds,
+            "baseline": self.baseline,
+            "seeds": self.seeds,
             "select": {"metric": self.select_metric, "maximize": self.maximize},
-            "test": self.test, "valid_on_train": self.valid_on_train,
+            "test": self.test,
+            "valid_on_train": self.valid_on_train,
         }
 
 
@@ -82,9 +88,11 @@ def _number_name(value) -> str:
 
 
 def expand_grid(grid: dict, where: str = "grid") -> list[Arm]:
-    """``{"options": ..., "p": [..], "q": [..]}`` -> one arm per combination, named ``p0.3-q0.1``."""
+    """``{"options": ..., "p": [..], "q": [..]}``: one arm per combination, named ``p0.3-q0.1``."""
     if not isinstance(grid, dict):
-        raise AddropError(f"{where}: expected a mapping like {{p: [0.1, 0.3], q: [0.1]}}, got {grid!r}")
+        raise AddropError(
+            f"{where}: expected a mapping like {{p: [0.1, 0.3], q: [0.1]}}, got {grid!r}"
+        )
     shared = _options(grid.get("options"), f"{where}.options")
     axes = {key: value for key, value in grid.items() if key != "options"}
     if not axes:
@@ -121,16 +129,31 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
     """Validates a spec mapping; every error names the field and the bad value."""
     if not isinstance(raw, dict):
         raise AddropError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    known = {"data", "train", "arms", "grid", "baseline", "seeds", "select", "test", "valid_on_train"}
+    known = {
+        "data",
+        "train",
+        "arms",
+        "grid",
+        "baseline",
+        "seeds",
+        "select",
+        "test",
+        "valid_on_train",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise AddropError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise AddropError(
+            f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
     if not isinstance(raw.get("data"), str) or not raw["data"]:
         raise AddropError(f"{where}.data: expected the data directory, got {raw.get('data')!r}")
     arms_raw = raw.get("arms") or {}
     if not isinstance(arms_raw, dict):
         raise AddropError(f"{where}.arms: expected a mapping name -> options, got {arms_raw!r}")
-    arms = [Arm(str(name), _options(options, f"{where}.arms.{name}")) for name, options in arms_raw.items()]
+    arms = [
+        Arm(str(name), _options(options, f"{where}.arms.{name}"))
+        for name, options in arms_raw.items()
+    ]
     if raw.get("grid") is not None:
         arms += expand_grid(raw["grid"], f"{where}.grid")
     names = [arm.name for arm in arms]
@@ -143,20 +166,32 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
     if baseline not in names:
         raise AddropError(f"{where}.baseline: {baseline!r} is not an arm ({', '.join(names)})")
     seeds = raw.get("seeds", [1])
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            or len(set(seeds)) != len(seeds)):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
         raise AddropError(f"{where}.seeds: expected a list of distinct integers, got {seeds!r}")
     select = raw.get("select", {"metric": "loss", "maximize": False})
     if not isinstance(select, dict) or not isinstance(select.get("metric"), str):
-        raise AddropError(f"{where}.select: expected {{metric: NAME, maximize: BOOL}}, got {select!r}")
+        raise AddropError(
+            f"{where}.select: expected {{metric: NAME, maximize: BOOL}}, got {select!r}"
+        )
     test = dict(raw.get("test") or {"kind": "none"})
     if test.get("kind") not in TEST_KINDS:
-        raise AddropError(f"{where}.test.kind: {test.get('kind')!r} is not one of {', '.join(TEST_KINDS)}")
+        raise AddropError(
+            f"{where}.test.kind: {test.get('kind')!r} is not one of {', '.join(TEST_KINDS)}"
+        )
     return Spec(
-        data=raw["data"], train=_options(raw.get("train"), f"{where}.train"), arms=arms,
-        baseline=baseline, seeds=list(seeds), select_metric=select["metric"],
-        maximize=bool(select.get("maximize", False)), test=test,
+        data=raw["data"],
+        train=_options(raw.get("train"), f"{where}.train"),
+        arms=arms,
+        baseline=baseline,
+        seeds=list(seeds),
+        select_metric=select["metric"],
+        maximize=bool(select.get("maximize", False)),
+        test=test,
         valid_on_train=bool(raw.get("valid_on_train", False)),
     )
 
@@ -174,7 +209,10 @@ def load_spec(path: str | Path) -> Spec:
             raw = json.loads(text)
         else:
             import yaml
+
             raw = yaml.safe_load(text)
     except Exception as error:  # yaml.YAMLError / json.JSONDecodeError: both say where
-        raise AddropError(f"{path}: not a valid spec file ({' '.join(str(error).split())})") from None
+        raise AddropError(
+            f"{path}: not a valid spec file ({' '.join(str(error).split())})"
+        ) from None
     return build_spec(raw, str(path))

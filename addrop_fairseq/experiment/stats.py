@@ -1,4 +1,5 @@
 """Per-arm means over seeds and paired differences against the baseline arm."""
+
 from __future__ import annotations
 
 import math
@@ -11,8 +12,8 @@ from scipy import stats
 @dataclass
 class Paired:
     n: int
-    mean: float            # mean of (arm - baseline) over the seeds both finished
-    low: float             # 95% t interval of that mean (nan with one seed)
+    mean: float  # mean of (arm - baseline) over the seeds both finished
+    low: float  # 95% t interval of that mean (nan with one seed)
     high: float
     wins: int
     losses: int
@@ -32,19 +33,32 @@ def paired_difference(arm: dict, baseline: dict, confidence: float = 0.95) -> Pa
 
     The interval is Student's t on the per-seed differences: mean +- t_{n-1} * sd / sqrt(n).
     """
-    seeds = sorted(seed for seed in arm if seed in baseline
-                   and arm[seed] is not None and baseline[seed] is not None)
+    seeds = sorted(
+        seed
+        for seed in arm
+        if seed in baseline and arm[seed] is not None and baseline[seed] is not None
+    )
     if not seeds:
         return None
     diff = np.array([arm[s] - baseline[s] for s in seeds], dtype=float)
     mean = float(diff.mean())
     if len(diff) > 1:
-        half = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1) * diff.std(ddof=1)
-                     / math.sqrt(len(diff)))
+        half = float(
+            stats.t.ppf(0.5 + confidence / 2, len(diff) - 1)
+            * diff.std(ddof=1)
+            / math.sqrt(len(diff))
+        )
     else:
         half = math.nan
-    return Paired(len(diff), mean, mean - half, mean + half, int((diff > 0).sum()),
-                  int((diff < 0).sum()), int((diff == 0).sum()))
+    return Paired(
+        len(diff),
+        mean,
+        mean - half,
+        mean + half,
+        int((diff > 0).sum()),
+        int((diff < 0).sum()),
+        int((diff == 0).sum()),
+    )
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -60,13 +74,17 @@ def _mean_pm(values) -> str:
 
 def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     """The markdown summary: every arm's dev/test over seeds, then each against the baseline."""
-    by_arm = {arm.name: {r["seed"]: r for r in records if r["arm"] == arm.name and r["status"] == "ok"}
-              for arm in spec.arms}
+    by_arm = {
+        arm.name: {r["seed"]: r for r in records if r["arm"] == arm.name and r["status"] == "ok"}
+        for arm in spec.arms
+    }
     failed = [r for r in records if r["status"] != "ok"]
     base = by_arm[spec.baseline]
-    test_metric = {"ner": "entity F1 (seqeval, evaluate_ner.py)",
-                   "translation": "BLEU (sacrebleu, beam 4)",
-                   "glue": f"{spec.test.get('metric')} (evaluate_glue.py)"}.get(spec.test.get("kind"), "none")
+    test_metric = {
+        "ner": "entity F1 (seqeval, evaluate_ner.py)",
+        "translation": "BLEU (sacrebleu, beam 4)",
+        "glue": f"{spec.test.get('metric')} (evaluate_glue.py)",
+    }.get(spec.test.get("kind"), "none")
     lines = [
         f"Dev metric: `{spec.select_metric}` ({'higher' if spec.maximize else 'lower'} is better; "
         f"it picks each run's checkpoint). Test metric on the `{spec.test.get('split', 'test')}` "
@@ -84,19 +102,29 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             f"| {_mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
             f"| {_mean_pm(r.get('test_metric') for r in runs.values())} "
             f"| {_mean_pm(r['best'].get('epoch') for r in runs.values())} "
-            f"| {_fmt(mean_std(walls)[0] / 60, 1)} min |")
-    lines += ["", f"Paired against `{spec.baseline}` (same seeds; arm minus baseline; 95% t interval):",
-              "", "| arm | seeds | dev difference [95% CI] | test difference [95% CI] | "
-              "test wins/losses/ties | time vs baseline |", "| --- | --- | --- | --- | --- | --- |"]
+            f"| {_fmt(mean_std(walls)[0] / 60, 1)} min |"
+        )
+    lines += [
+        "",
+        f"Paired against `{spec.baseline}` (same seeds; arm minus baseline; 95% t interval):",
+        "",
+        "| arm | seeds | dev difference [95% CI] | test difference [95% CI] | "
+        "test wins/losses/ties | time vs baseline |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     base_wall = mean_std(r["wall_s"] for r in base.values())[0]
     for arm in spec.arms:
         if arm.name == spec.baseline:
             continue
         runs = by_arm[arm.name]
-        dev = paired_difference({s: r["best"].get("valid_metric") for s, r in runs.items()},
-                                {s: r["best"].get("valid_metric") for s, r in base.items()})
-        test = paired_difference({s: r.get("test_metric") for s, r in runs.items()},
-                                 {s: r.get("test_metric") for s, r in base.items()})
+        dev = paired_difference(
+            {s: r["best"].get("valid_metric") for s, r in runs.items()},
+            {s: r["best"].get("valid_metric") for s, r in base.items()},
+        )
+        test = paired_difference(
+            {s: r.get("test_metric") for s, r in runs.items()},
+            {s: r.get("test_metric") for s, r in base.items()},
+        )
         wall = mean_std(r["wall_s"] for r in runs.values())[0]
 
         def cell(p):
@@ -105,16 +133,24 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         lines.append(
             f"| {arm.name} | {dev.n if dev else 0} | {cell(dev)} | {cell(test)} "
             f"| {f'{test.wins}/{test.losses}/{test.ties}' if test else 'n/a'} "
-            f"| {_fmt(wall / base_wall if base_wall else math.nan)}x |")
-    lines += ["", "Every run (dev = best dev epoch's metric, the checkpoint tested):", "",
-              "| arm | seed | best epoch | dev | test | wall time |", "| --- | --- | --- | --- | --- | --- |"]
+            f"| {_fmt(wall / base_wall if base_wall else math.nan)}x |"
+        )
+    lines += [
+        "",
+        "Every run (dev = best dev epoch's metric, the checkpoint tested):",
+        "",
+        "| arm | seed | best epoch | dev | test | wall time |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for arm in spec.arms:
         for seed in spec.seeds:
             r = by_arm[arm.name].get(seed)
             if r:
-                lines.append(f"| {arm.name} | {seed} | {r['best'].get('epoch')} "
-                             f"| {_fmt(r['best'].get('valid_metric'))} | {_fmt(r.get('test_metric'))} "
-                             f"| {r['wall_s'] / 60:.1f} min |")
+                lines.append(
+                    f"| {arm.name} | {seed} | {r['best'].get('epoch')} "
+                    f"| {_fmt(r['best'].get('valid_metric'))} | {_fmt(r.get('test_metric'))} "
+                    f"| {r['wall_s'] / 60:.1f} min |"
+                )
     if failed:
         lines += ["", "Failed runs:", ""]
         lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', '')}" for r in failed]
