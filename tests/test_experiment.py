@@ -157,7 +157,11 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
     assert len(latest(read_results(comparison.results_path), spec)) == 5 * 3
     comparison.report()
     summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "| plain | 3/3 | 72.00 +- 1.00 | 62.00 +- 1.00 |" in summary
+    # best = last epoch (3): dev loss 1/3 minus training-set loss 0.5/3
+    assert (
+        "| plain | 3/3 | 72.00 +- 1.00 | 62.00 +- 1.00 | 3.00 +- 0.00 | 0.17 +- 0.00 / 0.17 +- 0.00 |"
+        in summary
+    )
     # p0.1-q0.9 (arm index 2): dev +2, test +4 on every seed, so the interval is a point
     assert "| p0.1-q0.9 | 3 | +2.00 [2.00, 2.00] | +4.00 [4.00, 4.00] | 3/0/0 | 2.00x |" in summary
     assert "| p0.1-q0.3 | 2 |" in summary and "- p0.1-q0.3 seed 3: boom" in summary

@@ -61,6 +61,15 @@ def paired_difference(arm: dict, baseline: dict, confidence: float = 0.95) -> Pa
     )
 
 
+def loss_gap(epoch: dict):
+    """Dev loss minus training loss of one epoch: the unmasked training-split loss where it was
+    evaluated (``valid_on_train``), else the logged training loss; None if either is missing."""
+    train = epoch.get("trainset_loss", epoch.get("train_loss"))
+    if epoch.get("valid_loss") is None or train is None:
+        return None
+    return epoch["valid_loss"] - train
+
+
 def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -91,18 +100,22 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         f"split: {test_metric} ({'higher' if higher_is_better else 'lower'} is better). "
         f"Seeds: {', '.join(map(str, spec.seeds))}.",
         "",
-        "| arm | runs | dev (best epoch) | test | best epoch | wall time per run |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| arm | runs | dev (best epoch) | test | best epoch | dev - train loss (best / last "
+        "epoch) | wall time per run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm in spec.arms:
         runs = by_arm[arm.name]
         walls = [r["wall_s"] for r in runs.values()]
+        gaps = f"{_mean_pm(loss_gap(r['best']) for r in runs.values())} / " + _mean_pm(
+            loss_gap(r["epochs"][-1]) if r["epochs"] else None for r in runs.values()
+        )
         lines.append(
             f"| {arm.name} | {len(runs)}/{len(spec.seeds)} "
             f"| {_mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
             f"| {_mean_pm(r.get('test_metric') for r in runs.values())} "
             f"| {_mean_pm(r['best'].get('epoch') for r in runs.values())} "
-            f"| {_fmt(mean_std(walls)[0] / 60, 1)} min |"
+            f"| {gaps} | {_fmt(mean_std(walls)[0] / 60, 1)} min |"
         )
     lines += [
         "",
