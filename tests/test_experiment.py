@@ -132,6 +132,7 @@ def _record(spec, arm, seed, dev, test, status="ok"):
         "best": epochs[-1],
         "test_metric": test,
         "wall_s": 60.0 * (2 if arm.grid else 1),
+        "train_cpu_s": 30.0 * (3 if arm.grid else 1),
         "grid": arm.grid,
         "error": "boom" if status != "ok" else None,
     }
@@ -163,7 +164,10 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
         in summary
     )
     # p0.1-q0.9 (arm index 2): dev +2, test +4 on every seed, so the interval is a point
-    assert "| p0.1-q0.9 | 3 | +2.00 [2.00, 2.00] | +4.00 [4.00, 4.00] | 3/0/0 | 2.00x |" in summary
+    assert (
+        "| p0.1-q0.9 | 3 | +2.00 [2.00, 2.00] | +4.00 [4.00, 4.00] | 3/0/0 | 2.00x / 3.00x |"
+        in summary
+    )
     assert "| p0.1-q0.3 | 2 |" in summary and "- p0.1-q0.3 seed 3: boom" in summary
     assert "999" not in summary
     for name in ("curves.png", "heatmap_dev.png", "heatmap_test.png"):

@@ -101,7 +101,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         f"Seeds: {', '.join(map(str, spec.seeds))}.",
         "",
         "| arm | runs | dev (best epoch) | test | best epoch | dev - train loss (best / last "
-        "epoch) | wall time per run |",
+        "epoch) | time per run (wall / training CPU) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm in spec.arms:
@@ -115,17 +115,19 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             f"| {_mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
             f"| {_mean_pm(r.get('test_metric') for r in runs.values())} "
             f"| {_mean_pm(r['best'].get('epoch') for r in runs.values())} "
-            f"| {gaps} | {_fmt(mean_std(walls)[0] / 60, 1)} min |"
+            f"| {gaps} | {_fmt(mean_std(walls)[0] / 60, 1)} / "
+            f"{_fmt(mean_std(r.get('train_cpu_s') for r in runs.values())[0] / 60, 1)} min |"
         )
     lines += [
         "",
         f"Paired against `{spec.baseline}` (same seeds; arm minus baseline; 95% t interval):",
         "",
         "| arm | seeds | dev difference [95% CI] | test difference [95% CI] | "
-        "test wins/losses/ties | time vs baseline |",
+        "test wins/losses/ties | time vs baseline (wall / CPU) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     base_wall = mean_std(r["wall_s"] for r in base.values())[0]
+    base_cpu = mean_std(r.get("train_cpu_s") for r in base.values())[0]
     for arm in spec.arms:
         if arm.name == spec.baseline:
             continue
@@ -139,6 +141,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             {s: r.get("test_metric") for s, r in base.items()},
         )
         wall = mean_std(r["wall_s"] for r in runs.values())[0]
+        cpu = mean_std(r.get("train_cpu_s") for r in runs.values())[0]
 
         def cell(p):
             return "n/a" if p is None else f"{p.mean:+.2f} [{_fmt(p.low)}, {_fmt(p.high)}]"
@@ -146,13 +149,14 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         lines.append(
             f"| {arm.name} | {dev.n if dev else 0} | {cell(dev)} | {cell(test)} "
             f"| {f'{test.wins}/{test.losses}/{test.ties}' if test else 'n/a'} "
-            f"| {_fmt(wall / base_wall if base_wall else math.nan)}x |"
+            f"| {_fmt(wall / base_wall if base_wall else math.nan)}x / "
+            f"{_fmt(cpu / base_cpu if base_cpu else math.nan)}x |"
         )
     lines += [
         "",
         "Every run (dev = best dev epoch's metric, the checkpoint tested):",
         "",
-        "| arm | seed | best epoch | dev | test | wall time |",
+        "| arm | seed | best epoch | dev | test | wall / training CPU time |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for arm in spec.arms:
@@ -162,7 +166,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
                 lines.append(
                     f"| {arm.name} | {seed} | {r['best'].get('epoch')} "
                     f"| {_fmt(r['best'].get('valid_metric'))} | {_fmt(r.get('test_metric'))} "
-                    f"| {r['wall_s'] / 60:.1f} min |"
+                    f"| {r['wall_s'] / 60:.1f} / {_fmt((r.get('train_cpu_s') or math.nan) / 60, 1)} min |"
                 )
     if failed:
         lines += ["", "Failed runs:", ""]
