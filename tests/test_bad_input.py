@@ -118,9 +118,12 @@ def test_rates_inside_the_unit_interval_are_accepted(value):
     assert addrop_settings(Options(addrop_p=value, addrop_q=value)).p == value
 
 
-@pytest.mark.parametrize("spec", ["-1", "x", "0,,a", ",", ""])
-def test_malformed_layer_lists_are_refused(spec):
-    with pytest.raises(AddropError, match="--addrop-layers"):
+@pytest.mark.parametrize("spec, reason", [
+    ("-1", "indices must be >= 0"), ("x", "expected 'all' or comma-separated indices"),
+    ("0,,a", "expected 'all' or comma-separated indices"), (",", "no layer index given"),
+    ("", "no layer index given"), (" , ", "no layer index given")])
+def test_malformed_layer_lists_are_refused(spec, reason):
+    with pytest.raises(AddropError, match=f"--addrop-layers={spec!r}: {reason}"):
         parse_layers(spec)
 
 
