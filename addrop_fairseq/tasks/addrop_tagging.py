@@ -131,7 +131,11 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    prepare_command = "scripts/prepare_conll2003.py"
+
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        self.check_binarized(split, epoch)
+
         def load(kind):
             path = os.path.join(self.cfg.data, kind, split)
             dataset = data_utils.load_indexed_dataset(path, None, dataset_impl="mmap")
