@@ -224,7 +224,10 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        totals = {key: sum(log.get(f"ner_{key}", 0) for log in logging_outputs) for key in NER_COUNT_KEYS}
+        # int(): with several ranks fairseq sums the logging outputs as tensors, which the
+        # meters would keep, and round() of the derived scores would then fail
+        totals = {key: int(sum(log.get(f"ner_{key}", 0) for log in logging_outputs))
+                  for key in NER_COUNT_KEYS}
         if totals["words"] == 0:  # training batches carry no entity counts
             return
         for key, value in totals.items():
