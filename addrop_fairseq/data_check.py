@@ -19,7 +19,12 @@ from .errors import AddropError
 
 MMAP_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's MMapIndexedDataset (fairseq-preprocess's default)
 LEGACY_MAGIC = b"TNTIDX\x00\x00"  # IndexedDataset (--dataset-impl lazy/cached)
-_ITEM_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 4, 7: 8, 8: 2}  # fairseq's dtype codes
+
+
+def _item_size(code: int) -> Optional[int]:
+    from fairseq.data.indexed_dataset import _code_to_dtype  # the codes fairseq writes
+
+    return np.dtype(_code_to_dtype[code]).itemsize if code in _code_to_dtype else None
 
 
 def _problem_mmap(index: bytes, bin_size: int) -> Optional[str]:
@@ -29,7 +34,7 @@ def _problem_mmap(index: bytes, bin_size: int) -> Optional[str]:
     (version,) = struct.unpack_from("<Q", index, len(MMAP_MAGIC))
     code = index[len(MMAP_MAGIC) + 8]
     (count,) = struct.unpack_from("<Q", index, len(MMAP_MAGIC) + 9)
-    if version != 1 or code not in _ITEM_SIZES:
+    if version != 1 or _item_size(code) is None:
         return f"unknown index version {version} or element type {code}"
     expected = header + 12 * count
     if len(index) != expected:
@@ -37,7 +42,7 @@ def _problem_mmap(index: bytes, bin_size: int) -> Optional[str]:
                 f"{len(index)} bytes")
     sizes = np.frombuffer(index, dtype=np.int32, count=count, offset=header).astype(np.int64)
     pointers = np.frombuffer(index, dtype=np.int64, count=count, offset=header + 4 * count)
-    return _problem_entries(sizes, pointers, _ITEM_SIZES[code], bin_size)
+    return _problem_entries(sizes, pointers, _item_size(code), bin_size)
 
 
 def _problem_legacy(index: bytes, bin_size: int) -> Optional[str]:
@@ -99,7 +104,7 @@ def check_split_files(data_dir: str, split: str, rerun: str) -> None:
             continue
         found = problem(prefix)
         if found is not None:
-            raise AddropError(f"{prefix}.bin/.idx: truncated or corrupt binarized data: {found}; "
+            raise AddropError(f"{prefix}.idx and .bin: truncated or corrupt binarized data: {found}; "
                               f"rerun {rerun} to rewrite {data_dir}")
         _checked[prefix] = key
 
