@@ -78,19 +78,23 @@ def unreadable(path) -> typing.Optional[str]:
     return None
 
 
-def loadable_checkpoints(directory, excluding) -> typing.List[str]:
-    """Checkpoint files in ``directory`` that load, newest first."""
+def loadable_checkpoints(directory, excluding) -> typing.List[typing.Tuple[str, int]]:
+    """(name, updates) of the checkpoint files in ``directory`` that load, furthest trained
+    first (updates -1 where the file records none)."""
     found = []
-    for candidate in sorted(Path(directory).glob("*.pt"), key=lambda p: p.stat().st_mtime,
-                            reverse=True):
+    for candidate in Path(directory).glob("*.pt"):
         if candidate.resolve() == Path(excluding).resolve() or unreadable(candidate):
             continue
         try:  # mmap: the tensors are mapped, not read, so a large checkpoint costs little
-            torch.load(candidate, map_location="cpu", mmap=True)
+            state = torch.load(candidate, map_location="cpu", mmap=True)
         except Exception:
             continue
-        found.append(candidate.name)
-    return found
+        try:
+            updates = int(state["optimizer_history"][-1]["num_updates"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            updates = -1
+        found.append((candidate.name, updates))
+    return sorted(found, key=lambda item: (-item[1], item[0]))
 
 
 def _option_for_a_checkpoint() -> str:
@@ -105,8 +109,11 @@ def corrupt_checkpoint_error(path, reason: str) -> AddropError:
     others = loadable_checkpoints(directory, path)
     option = _option_for_a_checkpoint()
     if others:
-        listing = (f"loadable checkpoints in {directory}: {', '.join(others)}; use one with "
-                   f"{option} {directory / others[0]}")
+        names = ", ".join(name + (f" ({updates} update{'' if updates == 1 else 's'})"
+                                  if updates >= 0 else "")
+                          for name, updates in others)
+        listing = (f"loadable checkpoints in {directory}: {names}; use one with "
+                   f"{option} {directory / others[0][0]}")
     else:
         listing = f"no loadable checkpoint in {directory}"
     if option == "--restore-file":
@@ -122,7 +129,7 @@ def with_corrupt_checkpoint_errors(load):
         try:
             return load(path, *args, **kwargs)
         except Exception:
-            reason = unreadable(path)
+            reason = unreadable(path) if os.path.isfile(path) else None
             if reason is None:
                 raise
             raise corrupt_checkpoint_error(path, reason) from None
