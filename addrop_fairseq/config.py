@@ -90,7 +90,10 @@ def parse_layers(spec: str):
         layers = sorted({int(x) for x in str(spec).split(",") if x.strip()})
     except ValueError:
         raise AddropError(f"--addrop-layers={spec!r}: expected 'all' or comma-separated indices") from None
-    if not layers or layers[0] < 0:
+    if not layers:
+        raise AddropError(f"--addrop-layers={spec!r}: no layer index given (expected 'all' or "
+                          "comma-separated indices such as 0,1)")
+    if layers[0] < 0:
         raise AddropError(f"--addrop-layers={spec!r}: indices must be >= 0")
     return layers
 

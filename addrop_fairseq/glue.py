@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import AddropError
+from .text import numbered_lines, read_lines
 
 TASK_NAMES = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 METRIC_NAMES = ("accuracy", "f1", "acc_and_f1", "mcc", "pearson", "spearman",
@@ -155,8 +156,7 @@ def read_tsv(task: GlueTask, path: Path, split: str) -> List[Example]:
     """GLUE TSV files are not CSV: quotes are literal text, so lines are split on tabs only."""
     if not path.is_file():
         raise AddropError(f"missing file {path} ({task.display} {split} split)")
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lines = [line.rstrip("\r\n") for line in f]
+    lines = read_lines(path)
     headerless = task.headerless_labelled is not None and _labelled_split(split)
     header = list(task.headerless_labelled) if headerless else lines[0].split("\t") if lines else []
     first_row = 1 if headerless else 2
@@ -194,35 +194,34 @@ def read_jsonl(task: GlueTask, path: Path, split: str) -> List[Example]:
     if not path.is_file():
         raise AddropError(f"missing file {path} ({task.display} {split} split)")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AddropError(f"{where}: not a JSON object ({e.msg})") from None
-            if not isinstance(record, dict):
-                raise AddropError(f"{where}: not a JSON object")
-            missing = [c for c in task.hf_text_columns if c not in record]
-            if missing:
-                raise AddropError(f"{where}: no field {missing[0]!r} (fields: "
-                                  f"{', '.join(record)}); is this the {task.display} {split} file?")
-            raw = record.get("label")
-            if raw is None or (not task.regression and raw == -1):
-                if _labelled_split(split):
-                    raise AddropError(f"{where}: no label in the {split} split")
-                label = None
-            elif task.regression:
-                label = check_label(task, str(raw), where)
-            else:
-                if not isinstance(raw, int) or not 0 <= raw < len(task.labels):
-                    raise AddropError(f"{where}: label {raw!r} is not a {task.display} class id "
-                                      f"(0..{len(task.labels) - 1}, or -1 for unlabelled)")
-                label = task.labels[raw]
-            texts = tuple(str(record[c]) for c in task.hf_text_columns)
-            examples.append(Example(texts, label, where))
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AddropError(f"{where}: not a JSON object ({e.msg})") from None
+        if not isinstance(record, dict):
+            raise AddropError(f"{where}: not a JSON object")
+        missing = [c for c in task.hf_text_columns if c not in record]
+        if missing:
+            raise AddropError(f"{where}: no field {missing[0]!r} (fields: "
+                              f"{', '.join(record)}); is this the {task.display} {split} file?")
+        raw = record.get("label")
+        if raw is None or (not task.regression and raw == -1):
+            if _labelled_split(split):
+                raise AddropError(f"{where}: no label in the {split} split")
+            label = None
+        elif task.regression:
+            label = check_label(task, str(raw), where)
+        else:
+            if not isinstance(raw, int) or not 0 <= raw < len(task.labels):
+                raise AddropError(f"{where}: label {raw!r} is not a {task.display} class id "
+                                  f"(0..{len(task.labels) - 1}, or -1 for unlabelled)")
+            label = task.labels[raw]
+        texts = tuple(str(record[c]) for c in task.hf_text_columns)
+        examples.append(Example(texts, label, where))
     if not examples:
         raise AddropError(f"{path}: no examples")
     if len({e.label is None for e in examples}) > 1:

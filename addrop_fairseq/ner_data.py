@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from .errors import AddropError
+from .text import numbered_lines
 
 # positions that carry no label: <s>, </s>, padding and, by default, non-first subwords
 IGNORE_INDEX = -100
@@ -58,31 +59,30 @@ def read_conll(path, columns: Optional[int] = 4) -> List[TaggedSentence]:
             sentences.append(current)
         current = TaggedSentence([], [], str(path))
 
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                close()
-                continue
-            if fields[0] == DOCSTART:
-                close()
-                continue
-            if expected is None:
-                expected, expected_from = len(fields), number
-                if expected < 2:
-                    raise AddropError(f"{path}:{number}: expected at least 2 columns (word ... tag), "
-                                      f"found 1: {line.rstrip()!r}")
-            if len(fields) != expected:
-                origin = f"as on line {expected_from}" if expected_from else "(--columns)"
-                raise AddropError(f"{path}:{number}: expected {expected} columns {origin}, found "
-                                  f"{len(fields)}: {line.rstrip()!r}")
-            tag = fields[-1]
-            if not _TAG.match(tag):
-                raise AddropError(f"{path}:{number}: tag {tag!r} is not IOB1/BIO2 "
-                                  "(expected O, B-TYPE or I-TYPE)")
-            current.words.append(fields[0])
-            current.tags.append(tag)
-            current.lines.append(number)
+    for number, line in numbered_lines(path):
+        fields = line.split()
+        if not fields:
+            close()
+            continue
+        if fields[0] == DOCSTART:
+            close()
+            continue
+        if expected is None:
+            expected, expected_from = len(fields), number
+            if expected < 2:
+                raise AddropError(f"{path}:{number}: expected at least 2 columns (word ... tag), "
+                                  f"found 1: {line.rstrip()!r}")
+        if len(fields) != expected:
+            origin = f"as on line {expected_from}" if expected_from else "(--columns)"
+            raise AddropError(f"{path}:{number}: expected {expected} columns {origin}, found "
+                              f"{len(fields)}: {line.rstrip()!r}")
+        tag = fields[-1]
+        if not _TAG.match(tag):
+            raise AddropError(f"{path}:{number}: tag {tag!r} is not IOB1/BIO2 "
+                              "(expected O, B-TYPE or I-TYPE)")
+        current.words.append(fields[0])
+        current.tags.append(tag)
+        current.lines.append(number)
     close()
     if not sentences:
         raise AddropError(f"{path}: no sentences (an empty split)")
@@ -96,34 +96,35 @@ def read_hf_dump(path, label_names: Sequence[str] = HF_CONLL2003_LABELS) -> List
     if not path.is_file():
         raise AddropError(f"{path}: no such file")
     sentences = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                words, raw_tags = record["tokens"], record["ner_tags"]
-            except (ValueError, KeyError, TypeError) as error:
-                raise AddropError(f"{path}:{number}: expected a JSON object with 'tokens' and "
-                                  f"'ner_tags' ({type(error).__name__}: {error})") from None
-            if len(words) != len(raw_tags):
-                raise AddropError(f"{path}:{number}: {len(words)} tokens but {len(raw_tags)} ner_tags")
-            tags = []
-            for tag in raw_tags:
-                if isinstance(tag, int):
-                    if not 0 <= tag < len(label_names):
-                        raise AddropError(f"{path}:{number}: ner_tag {tag} is outside the "
-                                          f"{len(label_names)} label names {list(label_names)}")
-                    tag = label_names[tag]
-                if not isinstance(tag, str) or not _TAG.match(tag):
-                    raise AddropError(f"{path}:{number}: tag {tag!r} is not IOB1/BIO2 "
-                                      "(expected O, B-TYPE or I-TYPE)")
-                tags.append(tag)
-            for word in words:
-                if not isinstance(word, str) or not word or any(c.isspace() for c in word):
-                    raise AddropError(f"{path}:{number}: token {word!r} is empty or has whitespace")
-            if words:
-                sentences.append(TaggedSentence(list(words), tags, str(path), [number] * len(words)))
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            words, raw_tags = record["tokens"], record["ner_tags"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise AddropError(f"{path}:{number}: expected a JSON object with 'tokens' and "
+                              f"'ner_tags' ({type(error).__name__}: {error})") from None
+        if not (isinstance(words, list) and isinstance(raw_tags, list)):
+            raise AddropError(f"{path}:{number}: 'tokens' and 'ner_tags' must be JSON lists")
+        if len(words) != len(raw_tags):
+            raise AddropError(f"{path}:{number}: {len(words)} tokens but {len(raw_tags)} ner_tags")
+        tags = []
+        for tag in raw_tags:
+            if isinstance(tag, int):
+                if not 0 <= tag < len(label_names):
+                    raise AddropError(f"{path}:{number}: ner_tag {tag} is outside the "
+                                      f"{len(label_names)} label names {list(label_names)}")
+                tag = label_names[tag]
+            if not isinstance(tag, str) or not _TAG.match(tag):
+                raise AddropError(f"{path}:{number}: tag {tag!r} is not IOB1/BIO2 "
+                                  "(expected O, B-TYPE or I-TYPE)")
+            tags.append(tag)
+        for word in words:
+            if not isinstance(word, str) or not word or any(c.isspace() for c in word):
+                raise AddropError(f"{path}:{number}: token {word!r} is empty or has whitespace")
+        if words:
+            sentences.append(TaggedSentence(list(words), tags, str(path), [number] * len(words)))
     if not sentences:
         raise AddropError(f"{path}: no sentences (an empty split)")
     return sentences

@@ -15,6 +15,8 @@ Subword tokenizer, one of:
                        (local files only) and the fairseq dictionary of its converted checkpoint
 Writes DEST/raw/SPLIT.conll (words and BIO2 tags), DEST/input (subword ids + dict.txt),
 DEST/pieces (subwords per word), DEST/label (label ids + dict.txt) and DEST/tokenizer.json.
+DEST is written whole or not at all: an existing non-empty DEST is refused unless --force, which
+replaces it whole (so no split of an earlier run survives beside new dictionaries).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from addrop_fairseq.errors import AddropError
+from addrop_fairseq.output_dir import check_dest, staged_dest
 from addrop_fairseq.ner_data import (
     HuggingFaceTokenizer,
     SentencePieceTokenizer,
@@ -48,6 +51,18 @@ HF_NAMES = {"train": ("train.jsonl", "train.json"),
 
 def fail(message: str) -> None:
     sys.exit(f"prepare_conll2003: error: {message}")
+
+
+def column_count(text: str) -> int:
+    """--columns: a word line needs a word and a tag, so 1 could only fail at the first line."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value == 1 or value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: a word line has at least 2 columns (word ... "
+                                         "tag); give 2 or more, or 0 for any consistent count")
+    return value
 
 
 def find(directory: Path, names) -> Path | None:
@@ -185,7 +200,7 @@ def main(argv=None) -> None:
     source.add_argument("--valid")
     source.add_argument("--test")
     source.add_argument("--hf-dump", help="directory of a Hugging Face conll2003 JSON-lines dump")
-    source.add_argument("--columns", type=int, default=4,
+    source.add_argument("--columns", type=column_count, default=4,
                         help="columns per word line (CoNLL-2003: 4); 0 accepts any count that is "
                         "the same on every line")
     tok = parser.add_argument_group("tokenizer")
@@ -201,38 +216,51 @@ def main(argv=None) -> None:
     parser.add_argument("--max-positions", type=int, default=512,
                         help="warn about sentences longer than this in subwords (<s>, </s> included)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing non-empty --dest whole")
     args = parser.parse_args(argv)
     if sum(bool(x) for x in (args.conll_dir, args.hf_dump, args.train)) != 1:
         fail("give exactly one of --conll-dir, --hf-dump or --train/--valid[/--test]")
     if args.tokenizer != "huggingface" and args.hf_tokenizer:
         fail("--hf-tokenizer needs --tokenizer huggingface")
-
-    from fairseq.data import indexed_dataset
-    import torch
+    for option, given in (("--spm-model", args.spm_model), ("--dict", args.dict)):
+        if given and not Path(given).is_file():
+            fail(f"{option} {given}: no such file")
 
     try:
+        check_dest(args.dest, args.force)
         splits = read_splits(args)
         changed = to_bio2(splits)
         labels = label_dictionary(splits)
-        dest = args.dest
-        for sub in ("raw", "input", "pieces", "label"):
-            (dest / sub).mkdir(parents=True, exist_ok=True)
-        for split, sentences in splits.items():
-            write_conll(dest / "raw" / f"{split}.conll",
-                        [list(zip(s.words, s.tags)) for s in sentences])
-        tokenizer, record = build_tokenizer(args, dest, splits["train"])
-        tokenized = {}
-        hf_ids = {}
-        for split, sentences in splits.items():
-            if tokenizer.kind == "huggingface":
-                pairs = [tokenizer.split_with_ids(s.words) for s in sentences]
-                tokenized[split] = [p for p, _ in pairs]
-                hf_ids[split] = [i for _, i in pairs]
-            else:
-                tokenized[split] = [tokenizer.split(s.words) for s in sentences]
-        dictionary, encode = input_dictionary(args, tokenizer, tokenized["train"])
+        with staged_dest(args.dest, args.force) as dest:
+            dictionary = write_data(args, dest, splits, labels)
     except AddropError as error:
         fail(str(error))
+    print(f"labels: {', '.join(labels.symbols[labels.nspecial:])}; {changed} IOB1 tags -> BIO2")
+    print(f"fairseq data in {args.dest} ({len(dictionary)} input types)")
+
+
+def write_data(args, dest: Path, splits, labels):
+    """Everything under DEST, written into ``dest`` (the staging directory)."""
+    from fairseq.data import indexed_dataset
+    import torch
+
+    for sub in ("raw", "input", "pieces", "label"):
+        (dest / sub).mkdir(parents=True, exist_ok=True)
+    for split, sentences in splits.items():
+        write_conll(dest / "raw" / f"{split}.conll",
+                    [list(zip(s.words, s.tags)) for s in sentences])
+    tokenizer, record = build_tokenizer(args, dest, splits["train"])
+    tokenized = {}
+    hf_ids = {}
+    for split, sentences in splits.items():
+        if tokenizer.kind == "huggingface":
+            pairs = [tokenizer.split_with_ids(s.words) for s in sentences]
+            tokenized[split] = [p for p, _ in pairs]
+            hf_ids[split] = [i for _, i in pairs]
+        else:
+            tokenized[split] = [tokenizer.split(s.words) for s in sentences]
+    dictionary, encode = input_dictionary(args, tokenizer, tokenized["train"])
 
     dictionary.save(str(dest / "input" / "dict.txt"))
     labels.save(str(dest / "label" / "dict.txt"))
@@ -272,8 +300,7 @@ def main(argv=None) -> None:
         if longest > args.max_positions:
             print(f"warning: {split} has sentences longer than --max-positions {args.max_positions}; "
                   "training skips them only with --skip-invalid-size-inputs-valid-test")
-    print(f"labels: {', '.join(labels.symbols[labels.nspecial:])}; {changed} IOB1 tags -> BIO2")
-    print(f"fairseq data in {dest} ({len(dictionary)} input types)")
+    return dictionary
 
 
 if __name__ == "__main__":

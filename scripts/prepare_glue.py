@@ -20,6 +20,8 @@ Output (fairseq's sentence_prediction layout): DEST/input0 (and DEST/input1 for 
 train/valid[/valid1]/test[/test1] .bin/.idx and dict.txt; DEST/label with the binarized class
 labels and dict.txt (the task's labels in Hugging Face ClassLabel order) or, for STS-B, one score
 per line in SPLIT.label; DEST/glue.json records the task, labels and the flags training needs.
+DEST is written whole or not at all: an existing non-empty DEST is refused unless --force, which
+replaces it whole.
 """
 import argparse
 import json
@@ -36,6 +38,7 @@ except ImportError:  # run from a checkout without installing
 
 from addrop_fairseq import glue  # noqa: E402
 from addrop_fairseq.errors import AddropError  # noqa: E402
+from addrop_fairseq.output_dir import check_dest, staged_dest  # noqa: E402
 
 # <s> A </s> </s> B </s> (RoBERTa) or [CLS] A [SEP] B [SEP] (BERT, ELECTRA): fairseq's
 # sentence_prediction adds --init-token before input0 and --separator-token before input1, and
@@ -243,6 +246,7 @@ def encode_split(task: glue.GlueTask, examples, tokenizer, dictionary,
 
 
 def prepare(args) -> dict:
+    check_dest(Path(args.dest), args.force)  # before tokenizing a large corpus
     task = glue.get_task(args.task)
     tokenizer = build_tokenizer(args)
     layout = LAYOUTS[args.layout]
@@ -267,7 +271,28 @@ def prepare(args) -> dict:
         available[split] = glue.read_split(task, args.input, split, args.input_format)
 
     dictionary = load_dictionary(args, tokenizer)
-    dest = Path(args.dest)
+    with staged_dest(Path(args.dest), args.force) as dest:
+        summary = write_splits(args, task, tokenizer, dictionary, max_text_tokens, available, dest)
+        meta = {
+            "task": task.name,
+            "labels": list(task.labels),
+            "num_classes": task.num_classes,
+            "regression": task.regression,
+            "metrics": list(task.metrics),
+            "layout": args.layout,
+            **layout,
+            "max_len": args.max_len,
+            "tokenizer": tokenizer.description,
+            "symbols": tokenizer.form,
+            "dict": str(args.dict) if args.dict else None,
+            "splits": summary,
+        }
+        (dest / "glue.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def write_splits(args, task, tokenizer, dictionary, max_text_tokens, available, dest: Path) -> dict:
+    """The binarized splits and dictionaries, written into ``dest`` (the staging directory)."""
     for k in range(len(task.text_columns)):
         (dest / f"input{k}").mkdir(parents=True, exist_ok=True)
         if args.dict:
@@ -302,22 +327,7 @@ def prepare(args) -> dict:
             "examples": len(examples), "labelled": labels[0] is not None,
             "tokens": counts["tokens"], "unk": counts["unk"], "truncated": counts["truncated"]}
 
-    meta = {
-        "task": task.name,
-        "labels": list(task.labels),
-        "num_classes": task.num_classes,
-        "regression": task.regression,
-        "metrics": list(task.metrics),
-        "layout": args.layout,
-        **layout,
-        "max_len": args.max_len,
-        "tokenizer": tokenizer.description,
-        "symbols": tokenizer.form,
-        "dict": str(args.dict) if args.dict else None,
-        "splits": summary,
-    }
-    (dest / "glue.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return meta
+    return summary
 
 
 def main(argv=None) -> None:
@@ -340,6 +350,8 @@ def main(argv=None) -> None:
                         "this many tokens including the special tokens (the paper's max_len)")
     parser.add_argument("--splits", help="comma-separated fairseq split names (default: train, "
                         "valid and whichever other splits have files)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing non-empty --dest whole")
     args = parser.parse_args(argv)
     try:
         meta = prepare(args)

@@ -9,8 +9,12 @@ epochs=${2:-12}
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p "$work"
 
-python scripts/prepare_translation.py -s en -t ro --corpus data/quickstart/en-ro \
-  --valid-size 300 --test-size 300 --vocab-size 4000 --dest "$work/data"
+# prepare_translation.py writes its --dest whole or not at all, so an existing one is complete:
+# a second run reuses it (and its checkpoints: training resumes, or finds itself finished)
+if [ ! -d "$work/data" ]; then
+  python scripts/prepare_translation.py -s en -t ro --corpus data/quickstart/en-ro \
+    --valid-size 300 --test-size 300 --vocab-size 4000 --dest "$work/data"
+fi
 
 # odd epochs plain fine-tuning, even epochs AD-DROP (the log's "addrop" column says which)
 fairseq-train "$work/data/bin" --user-dir addrop_fairseq --cpu --seed 1 \

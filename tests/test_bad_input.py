@@ -5,6 +5,7 @@ Every case runs ``python -m fairseq_cli.train --user-dir addrop_fairseq ...`` in
 ``addrop_fairseq: error: ...`` line naming the bad value and what is allowed.
 """
 import math
+import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,15 @@ CASES = {
     "missing valid split": ("no valid split", ADDROP, ["no 'valid' split", "splits found: train"]),
     "no binarized splits": ("dictionaries only", ADDROP,
                             ["no SPLIT.SRC-TGT.* files", "--source-lang"]),
+    # cut files: found when the split is loaded, not when a batch reaches the missing bytes
+    ".bin missing its last 40 bytes": (
+        "train.src-tgt.src.bin -40", ADDROP,
+        ["train.src-tgt.src.idx and .bin: truncated or corrupt", "but the .bin has",
+         "rerun scripts/prepare_translation.py"]),
+    "half a .bin": ("valid.src-tgt.tgt.bin /2", ADDROP,
+                    ["valid.src-tgt.tgt.idx and .bin: truncated", "rerun"]),
+    "half an .idx": ("train.src-tgt.tgt.idx /2", ADDROP,
+                     ["train.src-tgt.tgt.idx and .bin: truncated", "the index announces"]),
 }
 
 
@@ -60,6 +70,12 @@ def data_variants(root):
         shutil.copytree(full, root / name)
         for file in drop:
             (root / name / file).unlink()
+        variants[name] = root / name
+    for name in [case[0] for case in CASES.values() if case[0].endswith(("-40", "/2"))]:
+        file, cut = name.split(" ")
+        shutil.copytree(full, root / name)
+        size = (root / name / file).stat().st_size
+        os.truncate(root / name / file, size - 40 if cut == "-40" else size // 2)
         variants[name] = root / name
     return variants
 
@@ -118,9 +134,12 @@ def test_rates_inside_the_unit_interval_are_accepted(value):
     assert addrop_settings(Options(addrop_p=value, addrop_q=value)).p == value
 
 
-@pytest.mark.parametrize("spec", ["-1", "x", "0,,a", ",", ""])
-def test_malformed_layer_lists_are_refused(spec):
-    with pytest.raises(AddropError, match="--addrop-layers"):
+@pytest.mark.parametrize("spec, reason", [
+    ("-1", "indices must be >= 0"), ("x", "expected 'all' or comma-separated indices"),
+    ("0,,a", "expected 'all' or comma-separated indices"), (",", "no layer index given"),
+    ("", "no layer index given"), (" , ", "no layer index given")])
+def test_malformed_layer_lists_are_refused(spec, reason):
+    with pytest.raises(AddropError, match=f"--addrop-layers={spec!r}: {reason}"):
         parse_layers(spec)
 
 
@@ -129,3 +148,52 @@ def test_malformed_layer_lists_are_refused(spec):
 def test_other_criterion_options_name_the_bad_value(name, value):
     with pytest.raises(AddropError, match=str(value)):
         addrop_settings(Options(**{f"addrop_{name}": value}))
+
+
+def binarized(path, rows, impl="mmap"):
+    """A fairseq indexed dataset of ``rows`` at ``path``.{idx,bin}, as fairseq-preprocess writes."""
+    import torch
+    from fairseq.data import indexed_dataset
+
+    builder = indexed_dataset.make_builder(f"{path}.bin", impl, vocab_size=500)
+    for row in rows:
+        builder.add_item(torch.IntTensor(row))
+    builder.finalize(f"{path}.idx")
+    return str(path)
+
+
+@pytest.mark.parametrize("impl", ["mmap", "cached"])
+def test_index_and_data_sizes_must_agree(tmp_path, impl):
+    from addrop_fairseq.data_check import problem
+
+    rows = [[5, 6, 7], [8], [9, 10, 11, 12, 13], []]
+    prefix = binarized(tmp_path / "train", rows, impl)
+    assert problem(prefix) is None
+    bin_size, idx_size = os.path.getsize(prefix + ".bin"), os.path.getsize(prefix + ".idx")
+    original = {ext: open(prefix + ext, "rb").read() for ext in (".bin", ".idx")}
+
+    def damaged(ext, content):
+        with open(prefix + ext, "wb") as f:
+            f.write(content)
+        found = problem(prefix)
+        with open(prefix + ext, "wb") as f:
+            f.write(original[ext])
+        return found
+
+    assert "but the .bin has" in damaged(".bin", original[".bin"][:-2])  # last element cut
+    assert "is longer than" in damaged(".bin", original[".bin"] + b"\0\0")  # stale tail
+    assert damaged(".bin", b"") is not None
+    assert "the index announces 4 sentences" in damaged(".idx", original[".idx"][:idx_size - 3])
+    assert "shorter than" in damaged(".idx", original[".idx"][:12])
+    assert problem(prefix) is None and os.path.getsize(prefix + ".bin") == bin_size
+
+
+def test_the_tagging_task_names_a_truncated_split(tmp_path):
+    from test_ner_fixtures import prepared_corpus, tagging_setup
+
+    data = prepared_corpus(tmp_path)
+    label = data / "label" / "valid.bin"
+    os.truncate(label, label.stat().st_size - 1)
+    with pytest.raises(AddropError, match=rf"{data / 'label' / 'valid'}.idx and .bin: truncated or "
+                                          r"corrupt .* rerun scripts/prepare_conll2003.py"):
+        tagging_setup(data)

@@ -243,6 +243,26 @@ def test_unsupported_model_type_is_refused(bert_dir, tmp_path):
         convert_hf_encoder(hf, tmp_path / "out")
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe{\x00}", r"not UTF-8 JSON text \(byte 0xff at offset 0\)"),
+    (b"[1, 2]", r"expected a JSON object of model settings, found a list"),
+    (b"null", r"found null"),
+    ({"hidden_size": "32"}, r'hidden_size is a string \("32"\), expected an integer'),
+    ({"num_hidden_layers": 2.0}, r"num_hidden_layers is a number .*expected an integer"),
+    ({"layer_norm_eps": "1e-12"}, r"layer_norm_eps is a string .*expected a number"),
+    ({"hidden_act": 3}, r"hidden_act is an integer .*expected a string"),
+    ({"num_attention_heads": -4}, r"num_attention_heads is -4, expected a positive integer"),
+])
+def test_malformed_config_json_is_one_line(bert_dir, tmp_path, content, message):
+    hf = copy_of(bert_dir, tmp_path)
+    if isinstance(content, dict):
+        content = json.dumps({**json.loads((hf / "config.json").read_text()), **content}).encode()
+    (hf / "config.json").write_bytes(content)
+    with pytest.raises(AddropError, match=message) as error:
+        convert_hf_encoder(hf, tmp_path / "out")
+    assert str(hf / "config.json") in str(error.value) and "\n" not in str(error.value)
+
+
 def test_vocabulary_and_embedding_sizes_must_agree(bert_dir, tmp_path):
     hf = copy_of(bert_dir, tmp_path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(hf))

@@ -299,6 +299,46 @@ def test_non_marian_config_is_refused(small_dir, tmp_path):
         convert_marian(hf, tmp_path / "out")
 
 
+MALFORMED_CONFIGS = {
+    # case -> (config.json bytes or a change to the valid config, fragment of the one-line error)
+    "binary": (b"\x80\x04\x95PK\x03\x04", r"not UTF-8 JSON text \(byte 0x80 at offset 0\)"),
+    "not JSON": (b"{model_type: marian}", r"config.json:1: not valid JSON"),
+    "a list": (b'["marian"]', r"expected a JSON object of model settings, found a list"),
+    "a string": (b'"marian"', r"found a string"),
+    "d_model a string": ({"d_model": "32"}, r'd_model is a string \("32"\), expected an integer'),
+    "layers a float": ({"encoder_layers": 2.5}, r"encoder_layers is a number .*expected an integer"),
+    "heads a boolean": ({"decoder_attention_heads": True}, r"is a boolean .*expected an integer"),
+    "dropout a string": ({"dropout": "0.1"}, r"dropout is a string .*expected a number"),
+    "flag a number": ({"scale_embedding": 1}, r"scale_embedding is an integer .*true or false"),
+    "activation null": ({"activation_function": None}, r"activation_function is null"),
+    "d_model zero": ({"d_model": 0}, r"d_model is 0, expected a positive integer"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_CONFIGS))
+def test_malformed_config_json_is_one_line(small_dir, tmp_path, case):
+    hf = broken_copy(small_dir, tmp_path)
+    content, message = MALFORMED_CONFIGS[case]
+    if isinstance(content, dict):
+        content = json.dumps({**json.loads((hf / "config.json").read_text()), **content}).encode()
+    (hf / "config.json").write_bytes(content)
+    with pytest.raises(AddropError, match=message) as error:
+        convert_marian(hf, tmp_path / "out")
+    assert str(hf / "config.json") in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("generation_config.json", b'[4]', "expected a JSON object of generation settings"),
+    ("generation_config.json", b'{"num_beams": "4"}', "num_beams is a string"),
+    ("tokenizer_config.json", b'{"source_lang": 1, "target_lang": "ro"}', "source_lang is an integer"),
+])
+def test_malformed_side_files_are_one_line(small_dir, tmp_path, name, content, message):
+    hf = broken_copy(small_dir, tmp_path)
+    (hf / name).write_bytes(content)
+    with pytest.raises(AddropError, match=message):
+        convert_marian(hf, tmp_path / "out")
+
+
 @pytest.mark.parametrize("name", ["source.spm", "target.spm", "vocab.json", "config.json"])
 def test_missing_files_are_named(small_dir, tmp_path, name):
     hf = broken_copy(small_dir, tmp_path)

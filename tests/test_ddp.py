@@ -15,12 +15,15 @@ wrong gradients, which the comparison with the single-process gradients catches.
 """
 import copy
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,7 +31,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import PLUGIN
-from test_resume import TINY_TRANSFORMER, max_parameter_difference, tiny_translation_data
+from test_resume import TINY_TRANSFORMER, load_checkpoint, max_parameter_difference, tiny_translation_data
 
 WORLD_SIZE = 2
 UPDATE_FREQ = 2
@@ -71,41 +74,66 @@ RANK_DUMPING_TRAIN = textwrap.dedent("""
 """)
 
 
+def gloo_ranks(*args) -> list:
+    """fairseq-train options that make this process one of WORLD_SIZE gloo ranks on the CPU."""
+    return [*map(str, args), "--cpu", "--distributed-backend", "gloo",
+            "--distributed-world-size", str(WORLD_SIZE),
+            "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
+            "--distributed-no-spawn", "--ddp-backend", "legacy_ddp"]
+
+
+def start_ranks(command, log_dir: Path, name: str) -> list:
+    """One process per rank; rank 0's output comes through a pipe (to watch it), the others'
+    go to files (a full pipe nobody reads would stall them)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    ranks = []
+    for rank in range(WORLD_SIZE):
+        out = subprocess.PIPE if rank == 0 else open(log_dir / f"{name}-rank{rank}.log", "w")
+        ranks.append(subprocess.Popen([*command, "--distributed-rank", str(rank)], env=env,
+                                      stdout=out, stderr=subprocess.STDOUT, text=True))
+        if rank:
+            out.close()
+    return ranks
+
+
+def finish_ranks(ranks, log_dir: Path, name: str, timeout=240) -> list:
+    """Each rank's exit status and log, once all have ended (or were killed at the timeout)."""
+    try:
+        logs = [ranks[0].communicate(timeout=timeout)[0]]
+        for process in ranks[1:]:
+            process.wait(timeout=timeout)
+    finally:
+        for process in ranks:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    logs += [(log_dir / f"{name}-rank{rank}.log").read_text() for rank in range(1, WORLD_SIZE)]
+    return list(zip([p.returncode for p in ranks], logs))
+
+
+def run_ranks(command, log_dir: Path, name: str) -> list:
+    outcome = finish_ranks(start_ranks(command, log_dir, name), log_dir, name)
+    for rank, (code, log) in enumerate(outcome):
+        assert code == 0, f"{name}, rank {rank} failed ({code}):\n{log[-4000:]}"
+    return [log for _, log in outcome]
+
+
 @pytest.mark.slow
 def test_fairseq_train_two_gloo_ranks_hold_identical_parameters(data, tmp_path):
     script = tmp_path / "train_dumping_ranks.py"
     script.write_text(RANK_DUMPING_TRAIN)
     dumps = tmp_path / "ranks"
     dumps.mkdir()
-    common = [
-        str(data), "--user-dir", PLUGIN, "--task", "addrop_translation", *TINY_TRANSFORMER,
+    common = gloo_ranks(
+        data, "--user-dir", PLUGIN, "--task", "addrop_translation", *TINY_TRANSFORMER,
         "--criterion", "addrop_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
         "--addrop-schedule", "always", "--optimizer", "adam", "--lr", "1e-3",
-        "--max-tokens", "200", "--max-epoch", "2", "--update-freq", str(UPDATE_FREQ), "--cpu",
-        "--save-dir", str(tmp_path / "checkpoints"), "--log-format", "simple", "--log-interval", "1",
-        "--no-progress-bar", "--num-workers", "0", "--seed", "3",
-        "--distributed-backend", "gloo", "--distributed-world-size", str(WORLD_SIZE),
-        "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}", "--distributed-no-spawn",
-        "--ddp-backend", "legacy_ddp",
-    ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        "--max-tokens", "200", "--max-epoch", "2", "--update-freq", str(UPDATE_FREQ),
+        "--save-dir", tmp_path / "checkpoints", "--log-format", "simple", "--log-interval", "1",
+        "--no-progress-bar", "--num-workers", "0", "--seed", "3")
     started = time.perf_counter()
-    ranks = [subprocess.Popen([sys.executable, str(script), str(dumps), *common,
-                               "--distributed-rank", str(rank)],
-                              env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-             for rank in range(WORLD_SIZE)]
-    logs = []
-    try:
-        for process in ranks:
-            logs.append(process.communicate(timeout=240)[0])
-    finally:
-        for process in ranks:
-            if process.poll() is None:
-                process.kill()
+    logs = run_ranks([sys.executable, str(script), str(dumps), *common], tmp_path, "train")
     wall = time.perf_counter() - started
-    for rank, (process, log) in enumerate(zip(ranks, logs)):
-        assert process.returncode == 0, f"rank {rank} failed:\n{log[-4000:]}"
     assert "training on 2 devices" in logs[0]
     # AD-DROP ran on every update: the attribution pass, masks, and the masked pass
     inner = [line for line in logs[0].splitlines() if "train_inner" in line]
@@ -121,6 +149,124 @@ def test_fairseq_train_two_gloo_ranks_hold_identical_parameters(data, tmp_path):
     print(f"\nfairseq-train, 2 gloo ranks, legacy_ddp, --update-freq {UPDATE_FREQ}: "
           f"max |rank0 - rank1| after (updates, diff) {compared}; wall {wall:.1f} s")
     assert all(diff <= TOLERANCE for _, diff in compared)
+
+
+# AD-DROP in every second epoch, a checkpoint every 3 updates: the kill lands mid-epoch, so the
+# resumed ranks restore the data iterator's position, the optimizer and the cross-tuning phase
+RESUMABLE = ["--addrop-schedule", "cross", "--max-update", "16", "--save-interval-updates", "3",
+             "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "200", "--seed", "5",
+             "--log-format", "simple", "--log-interval", "1", "--no-progress-bar",
+             "--num-workers", "0"]
+SAVED = re.compile(r"Saved checkpoint \S*checkpoint_(\d+)_(\d+)\.pt")
+
+
+def kill_after_a_mid_run_checkpoint(ranks, at_least: int) -> tuple:
+    """Reads rank 0's log until it has saved a checkpoint at update >= ``at_least``, then
+    SIGKILLs every rank, as a lost machine or an out-of-memory killer would."""
+    seen = []
+    for line in ranks[0].stdout:
+        seen.append(line)
+        saved = SAVED.search(line)
+        if saved and int(saved.group(2)) >= at_least:
+            for process in ranks:
+                process.send_signal(signal.SIGKILL)
+            break
+    for process in ranks:
+        process.wait(timeout=60)
+    assert saved, "no mid-run checkpoint before the run ended:\n" + "".join(seen[-40:])
+    return int(saved.group(1)), int(saved.group(2))
+
+
+@pytest.mark.slow
+def test_two_ranks_killed_mid_run_resume_to_the_uninterrupted_parameters(data, tmp_path):
+    def command(save_dir):
+        return [sys.executable, "-m", "fairseq_cli.train", *gloo_ranks(
+            data, "--user-dir", PLUGIN, "--task", "addrop_translation", *TINY_TRANSFORMER,
+            "--criterion", "addrop_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+            *RESUMABLE, "--save-dir", save_dir)]
+
+    started = time.perf_counter()
+    run_ranks(command(tmp_path / "whole"), tmp_path, "whole")
+    ranks = start_ranks(command(tmp_path / "split"), tmp_path, "killed")
+    epoch, update = kill_after_a_mid_run_checkpoint(ranks, at_least=6)
+    assert [process.returncode for process in ranks] == [-signal.SIGKILL] * WORLD_SIZE
+    halfway = load_checkpoint(tmp_path / "split" / "checkpoint_last.pt")
+    resumed = run_ranks(command(tmp_path / "split"), tmp_path, "resumed")
+    wall = time.perf_counter() - started
+
+    loaded = re.search(r"Loaded checkpoint \S*checkpoint_last\.pt \(epoch (\d+) @ (\d+) updates\)",
+                       resumed[0])
+    assert loaded, resumed[0][-3000:]
+    resumed_at = int(loaded.group(2))
+    assert resumed_at == halfway["optimizer_history"][-1]["num_updates"] >= update
+    assert halfway["extra_state"]["train_iterator"]["iterations_in_epoch"] > 0, "not mid-epoch"
+    # rank 1 received rank 0's checkpoint through fairseq's broadcast, without unpickling errors
+    assert "Unsupported global" not in resumed[1] and "Traceback" not in resumed[1]
+
+    end = {name: load_checkpoint(tmp_path / name / "checkpoint_last.pt") for name in ("whole", "split")}
+    assert (end["whole"]["optimizer_history"][-1]["num_updates"]
+            == end["split"]["optimizer_history"][-1]["num_updates"] == 16)
+    assert (end["whole"]["extra_state"]["train_iterator"]["epoch"]
+            == end["split"]["extra_state"]["train_iterator"]["epoch"] >= 2)
+    difference = max_parameter_difference(end["whole"]["model"], end["split"]["model"])
+    moved = max_parameter_difference(end["split"]["model"], halfway["model"])
+    print(f"\n2 gloo ranks SIGKILLed after the checkpoint at epoch {epoch}, update {update}; "
+          f"resumed at update {resumed_at} to 16: max |resumed - uninterrupted| {difference:.3g} "
+          f"(tolerance {TOLERANCE}); the resumed updates moved parameters by up to {moved:.3g}; "
+          f"wall {wall:.1f} s")
+    assert difference <= TOLERANCE
+    assert moved > 1e-3
+
+
+@pytest.mark.slow
+def test_two_ranks_fine_tune_a_converted_encoder_through_restore_file(tmp_path):
+    """The examples' multi-GPU path: a converted pretrained encoder, restored on rank 0 and
+    broadcast to the others (without --load-checkpoint-on-all-dp-ranks)."""
+    pytest.importorskip("transformers")
+    from addrop_fairseq.convert.hf_encoder import convert_hf_encoder
+    from test_convert_hf_encoder import write_encoder_dir
+    from test_ner_fixtures import load_script, write_corpus
+
+    write_encoder_dir("bert", tmp_path / "hf", tmp_path)
+    conversion = convert_hf_encoder(tmp_path / "hf", tmp_path / "converted")
+    data = tmp_path / "data"
+    load_script("prepare_conll2003").main([
+        "--conll-dir", str(write_corpus(tmp_path / "conll", train=40, valid=10, test=10)),
+        "--dest", str(data), "--tokenizer", "huggingface", "--hf-tokenizer",
+        str(conversion.tokenizer), "--dict", str(conversion.dictionary)])
+    model = list(map(str, conversion.model_arguments))
+    model[model.index("--arch") + 1] = "addrop_roberta_tagger"
+    script = tmp_path / "train_dumping_ranks.py"
+    script.write_text(RANK_DUMPING_TRAIN)
+    dumps = tmp_path / "ranks"
+    dumps.mkdir()
+    lr = 1e-4
+    logs = run_ranks([sys.executable, str(script), str(dumps), *gloo_ranks(
+        data, "--user-dir", PLUGIN, "--task", "addrop_tagging", "--criterion", "addrop_tagging",
+        *model, "--restore-file", conversion.checkpoint, "--reset-optimizer", "--reset-dataloader",
+        "--reset-meters", "--addrop-schedule", "always", "--optimizer", "adam", "--lr", lr,
+        "--max-update", "3", "--batch-size", "8", "--save-dir", tmp_path / "checkpoints",
+        "--no-epoch-checkpoints", "--log-format", "simple", "--no-progress-bar",
+        "--num-workers", "0", "--seed", "2")], tmp_path, "restore")
+    assert re.search(r"Loaded checkpoint \S*model\.pt", logs[0]), logs[0][-3000:]
+    assert "starting a new tagging head" in logs[0]
+
+    [dump] = {path.name.split("-", 1)[1] for path in dumps.glob("rank0-*.pt")}
+    states = [torch.load(dumps / f"rank{rank}-{dump}") for rank in range(WORLD_SIZE)]
+    assert states[0]["num_updates"] == 3
+    between_ranks = max_parameter_difference(states[0]["params"], states[1]["params"])
+    converted = load_checkpoint(conversion.checkpoint)["model"]
+    shared = [k for k, v in states[1]["params"].items()
+              if k in converted and converted[k].shape == v.shape]
+    # rank 1 trained from the pretrained weights: 3 Adam steps of lr 1e-4 move each by ~3e-4
+    from_pretrained = max((states[1]["params"][k] - converted[k]).abs().max().item() for k in shared)
+    spread = max(converted[k].abs().max().item() for k in shared)
+    print(f"\n2 gloo ranks from --restore-file {conversion.checkpoint.name} ({len(shared)} encoder "
+          f"tensors): ranks differ by {between_ranks:.3g}; rank 1 is {from_pretrained:.3g} from the "
+          f"pretrained weights (which reach {spread:.3g})")
+    assert len(shared) >= 20
+    assert between_ranks <= TOLERANCE
+    assert from_pretrained <= 10 * lr < spread / 10
 
 
 def _wrap_like_fairseq_pytorch_ddp(model, **ddp_options):

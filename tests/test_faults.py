@@ -6,6 +6,7 @@ The fp16/AMP loss scale is applied to the attribution target (GA is linear in it
 is a ranking, so a power-of-two scale changes nothing but the underflow).
 """
 import math
+import os
 import re
 import textwrap
 import types
@@ -213,3 +214,65 @@ def test_fallback_is_counted_in_the_training_log(data, tmp_path):
     assert f"addrop_fallback {updates // 2}" in summary, summary
     state = torch.load(tmp_path / "checkpoints" / "checkpoint_last.pt", map_location="cpu")
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+# --- unreadable checkpoints --------------------------------------------------------------------
+
+def test_empty_and_truncated_checkpoints_are_named_with_the_loadable_ones(tmp_path):
+    from fairseq import checkpoint_utils
+
+    from addrop_fairseq.errors import AddropError
+
+    def good(updates):
+        return {"model": {"w": torch.arange(6.0)}, "cfg": None, "extra_state": {},
+                "optimizer_history": [{"num_updates": updates}]}
+
+    torch.save(good(50), tmp_path / "checkpoint_1_50.pt")
+    torch.save(good(10), tmp_path / "checkpoint1.pt")
+    whole = (tmp_path / "checkpoint1.pt").read_bytes()
+    (tmp_path / "checkpoint_last.pt").write_bytes(b"")
+    (tmp_path / "checkpoint2.pt").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "checkpoint3.pt").write_bytes(whole[:-10])
+    loadable = ("loadable checkpoints in {}: checkpoint_1_50.pt (50 updates), checkpoint1.pt "
+                "(10 updates); use one with --path {}")
+    for name, reason in (("checkpoint_last.pt", "is empty (0 bytes)"),
+                         ("checkpoint2.pt", "is truncated or corrupt"),
+                         ("checkpoint3.pt", "is truncated or corrupt")):
+        with pytest.raises(AddropError) as error:
+            checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / name))
+        message = str(error.value)
+        assert message.startswith(f"checkpoint {tmp_path / name} {reason}"), message
+        assert loadable.format(tmp_path, tmp_path / "checkpoint_1_50.pt") in message, message
+        assert "\n" not in message
+    # an intact file that fairseq itself rejects keeps fairseq's error (this one lacks the
+    # fields fairseq's upgrade reads), and a missing file its FileNotFoundError
+    with pytest.raises(KeyError):
+        checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "checkpoint_1_50.pt"))
+    with pytest.raises(FileNotFoundError):
+        checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "absent.pt"))
+
+
+@pytest.mark.slow
+def test_corrupt_checkpoint_on_resume_and_in_generate_is_one_line(data, tmp_path):
+    save = tmp_path / "checkpoints"
+    run_cli("fairseq_cli.train", *train_args(data, save, "--max-update", "2",
+                                              "--save-interval-updates", "1"))
+    assert (save / "checkpoint_1_2.pt").is_file()
+    (save / "checkpoint_last.pt").write_bytes(b"")
+    resumed = run_cli("fairseq_cli.train", *train_args(data, save, "--max-update", "3"), check=False)
+    truncated = tmp_path / "model.pt"
+    truncated.write_bytes((save / "checkpoint_1_2.pt").read_bytes()[:-100])
+    generated = run_cli("fairseq_cli.generate", data, "--user-dir", PLUGIN, "--path", truncated,
+                        "--cpu", "--gen-subset", "valid", "--batch-size", "4", check=False)
+    for result, path, option, listed in (
+            (resumed, save / "checkpoint_last.pt", "--restore-file", save / "checkpoint_1_2.pt"),
+            (generated, truncated, "--path", None)):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert lines[-1].startswith(f"addrop_fairseq: error: checkpoint {path} is "), lines[-1]
+        if listed:
+            assert (f"loadable checkpoints in {save}: checkpoint_1_2.pt (2 updates), "
+                    "checkpoint_best.pt (2 updates), checkpoint_1_1.pt (1 update)") in lines[-1]
+            assert f"use one with {option} {listed}" in lines[-1]
+        else:
+            assert f"no loadable checkpoint in {tmp_path}" in lines[-1]

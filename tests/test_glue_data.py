@@ -146,6 +146,35 @@ def test_bad_tsv_files_name_file_line_and_value(tmp_path, content, message):
         glue.read_tsv(glue.get_task("rte"), path, "train")
 
 
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
+def test_text_encoding_bom_and_line_ends(tmp_path, fmt):
+    task = glue.get_task("rte")
+    if fmt == "tsv":
+        path, good = tmp_path / "train.tsv", "index\tsentence1\tsentence2\tlabel\n"
+        rows = ["0\tIt rains\u2028hard.\tIt is wet.\tentailment\n", "1\tA\rB.\tC.\tnot_entailment\r\n"]
+    else:
+        path, good = tmp_path / "train.jsonl", ""
+        rows = [json.dumps({"sentence1": "It rains\u2028hard.", "sentence2": "It is wet.",
+                            "label": 0}, ensure_ascii=False) + "\n",
+                json.dumps({"sentence1": "A\rB.", "sentence2": "C.", "label": 1}) + "\r\n"]
+    # a BOM before the header (or the first record), separators that are not newlines in a text
+    path.write_bytes(("\ufeff" + good + "".join(rows)).encode("utf-8"))
+    examples = glue.read_tsv(task, path, "train") if fmt == "tsv" else glue.read_jsonl(task, path, "train")
+    assert [e.texts[0] for e in examples] == ["It rains\u2028hard.", "A\rB."]
+    assert [e.label for e in examples] == ["entailment", "not_entailment"]
+    first = 2 if fmt == "tsv" else 1
+    assert examples[1].where == f"{path}:{first + 1}"
+    # a Latin-1 byte on the second row
+    path.write_bytes((good + rows[0]).encode("utf-8") + "1\tCaf\xe9.\tC.\tentailment\n".encode("latin-1"))
+    if fmt == "jsonl":
+        path.write_bytes(rows[0].encode("utf-8") + b'{"sentence1": "Caf\xe9", "sentence2": "C", "label": 0}\n')
+    reader = glue.read_tsv if fmt == "tsv" else glue.read_jsonl
+    column = 6 if fmt == "tsv" else 19
+    with pytest.raises(AddropError, match=rf"^{path}:{first + 1}: not UTF-8 \(byte 0xe9 at column "
+                                          rf"{column}\)$"):
+        reader(task, path, "train")
+
+
 def test_bad_scores_and_missing_files(tmp_path):
     task = glue.get_task("stsb")
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"

@@ -177,3 +177,47 @@ def test_the_task_names_missing_data(tmp_path):
     with pytest.raises(AddropError, match=r"missing .*input/dict.txt \(prepare the data with "
                                           r"scripts/prepare_conll2003.py\)"):
         tagging_setup(tmp_path)
+
+
+def test_bom_non_utf8_and_unicode_separators_in_conll_files(tmp_path):
+    path = tmp_path / "train.txt"
+    # the BOM of a file saved by a Windows editor, before -DOCSTART- or before the first word
+    path.write_bytes("\ufeff-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n".encode())
+    [sentence] = read_conll(path)
+    assert sentence.words == ["EU", "rejects"]
+    path.write_bytes("\ufeffEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n".encode())
+    assert read_conll(path)[0].words == ["EU", "rejects"]
+    # U+2028 and U+0085 are whitespace inside a line, not line ends: line numbers stay wc -l's
+    path.write_bytes("EU NNP\u2028B-NP B-ORG\nrejects\x85 VBZ B-VP O\nbad\n".encode())
+    with pytest.raises(AddropError, match=r"train.txt:3: expected 4 columns"):
+        read_conll(path)
+    path.write_bytes(b"EU NNP B-NP B-ORG\nM\xfcnchen NNP B-NP B-LOC\n")
+    with pytest.raises(AddropError, match=r"train.txt:2: not UTF-8 \(byte 0xfc at column 2\)$"):
+        read_conll(path)
+
+
+def test_rerun_needs_force_and_leaves_no_stale_split(tmp_path):
+    source = write_corpus(tmp_path / "conll")
+    dest = prepare(source, tmp_path / "data", "--tokenizer", "whitespace")
+    assert (dest / "input" / "test.bin").is_file()
+    script = load_script("prepare_conll2003")
+    rerun = ["--train", str(source / "train.txt"), "--valid", str(source / "valid.txt"),
+             "--dest", str(dest), "--tokenizer", "whitespace", "--min-count", "1"]
+    with pytest.raises(SystemExit, match=rf"^prepare_conll2003: error: --dest {dest} exists and "
+                                         "is not empty; pass --force"):
+        script.main(rerun)
+    assert (dest / "input" / "test.bin").is_file()
+    script.main(rerun + ["--force"])
+    # the new dictionaries (min count 1) come without the first run's test split
+    assert sorted(p.name for p in dest.rglob("test*")) == []
+    assert (dest / "input" / "valid.bin").is_file() and (dest / "raw" / "valid.conll").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conll", "data"]
+
+
+@pytest.mark.parametrize("value", ["1", "-2", "x"])
+def test_impossible_column_counts_are_refused_at_parse_time(tmp_path, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_script("prepare_conll2003").main(["--conll-dir", str(tmp_path), "--dest",
+                                               str(tmp_path / "d"), "--columns", value])
+    assert exit_.value.code == 2
+    assert "argument --columns" in capsys.readouterr().err

@@ -1,4 +1,12 @@
 """scripts/prepare_translation.py: splits, sentencepiece and fairseq binaries, and its errors."""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
 import sentencepiece as spm
 from fairseq.data import Dictionary, data_utils
 
@@ -46,3 +54,127 @@ def test_empty_line_is_named_with_its_number(tmp_path):
     result = run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
                      tmp_path / "c", "--dest", tmp_path / "out", cwd=REPO, check=False)
     assert f"{tmp_path / 'c.en'}:2: empty line" in result.stderr
+
+
+def prepare(*args, check=True):
+    return run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--workers", "1",
+                   *args, cwd=REPO, check=check)
+
+
+def quickstart_corpus(directory, lines=200):
+    directory.mkdir(parents=True, exist_ok=True)
+    for lang in ("en", "ro"):
+        text = (REPO / f"data/quickstart/en-ro.{lang}").read_text(encoding="utf-8").split("\n")
+        write(directory / f"c.{lang}", text[:lines])
+    return directory / "c"
+
+
+def snapshot(directory):
+    """Every file under ``directory`` and a hash of its bytes."""
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def leftovers(dest):
+    return sorted(p.name for p in dest.parent.iterdir() if p.name.startswith(f".{dest.name}."))
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory):
+    """The corpus, and an earlier run's --dest (its layout, with train/valid/test; the content
+    only needs to be recognisable, which saves a sentencepiece and fairseq-preprocess run)."""
+    root = tmp_path_factory.mktemp("previous")
+    corpus = quickstart_corpus(root / "corpus")
+    for name in ("raw/train.en", "raw/test.ro", "spm.model", "dict.txt", "bin/dict.en.txt",
+                 "bin/test.en-ro.ro.bin", "bin/test.en-ro.ro.idx"):
+        (root / "out" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "out" / name).write_text(f"earlier run: {name}\n")
+    return corpus, root / "out"
+
+
+@pytest.mark.slow
+def test_existing_dest_is_refused_and_force_replaces_it_whole(previous, tmp_path):
+    corpus, built = previous
+    dest = tmp_path / "out"
+    shutil.copytree(built, dest)
+    (dest / "notes.txt").write_text("mine")
+    before = snapshot(dest)
+    refused = prepare("--corpus", corpus, "--dest", dest, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (f"prepare_translation: error: --dest {dest} exists and is not "
+                                      "empty; pass --force to replace it whole, or choose another --dest")
+    assert snapshot(dest) == before
+
+    # the second run has no test split: with --force, none of the first run's survives
+    write(tmp_path / "v.en", ["a small house", "the red door"])
+    write(tmp_path / "v.ro", ["o casa mica", "usa rosie"])
+    prepare("--train", corpus, "--valid", tmp_path / "v", "--vocab-size", "800", "--dest", dest,
+            "--force")
+    after = snapshot(dest)
+    assert not [name for name in after if "test" in name or name == "notes.txt"], sorted(after)
+    assert {"raw/train.en", "raw/valid.ro", "spm.model", "bin/dict.en.txt",
+            "bin/valid.en-ro.ro.bin"} <= set(after)
+    assert (dest / "raw/valid.en").read_text(encoding="utf-8") == "a small house\nthe red door\n"
+    assert leftovers(dest) == []
+
+
+@pytest.mark.slow
+def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp_path):
+    corpus, built = previous
+    dest = tmp_path / "out"
+    shutil.copytree(built, dest)
+    before = snapshot(dest)
+
+    # interrupted (Ctrl-C) or killed outright, while it writes
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        process = subprocess.Popen(
+            [sys.executable, "scripts/prepare_translation.py", "-s", "en", "-t", "ro", "--corpus",
+             str(corpus), "--valid-size", "20", "--test-size", "20", "--vocab-size", "800",
+             "--workers", "1", "--dest", str(dest), "--force"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in process.stdout:
+            if line.startswith("train:"):  # the splits are written; sentencepiece is next
+                process.send_signal(sig)
+                break
+        process.communicate(timeout=60)
+        assert process.returncode != 0
+        assert snapshot(dest) == before, sig
+        # Ctrl-C removes the unfinished directory; after a SIGKILL it stays, hidden, until the
+        # next run
+        assert len(leftovers(dest)) == (0 if sig == signal.SIGINT else 1)
+    # fails in its last step (fairseq-preprocess rejects the dictionary): one line, nothing
+    # moved, and the killed run's directory is gone too
+    (tmp_path / "bad.dict").write_text("only-one-field\n")
+    failed = prepare("--corpus", corpus, "--valid-size", "20", "--test-size", "20",
+                     "--vocab-size", "800", "--srcdict", tmp_path / "bad.dict", "--dest", dest,
+                     "--force", check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    [line] = failed.stderr.strip().splitlines()
+    assert line.startswith("prepare_translation: error: fairseq-preprocess failed: ")
+    assert snapshot(dest) == before and leftovers(dest) == []
+
+
+def test_text_input_errors_and_line_ends(tmp_path):
+    # a byte that is not UTF-8, named by file, line and column
+    (tmp_path / "c.en").write_bytes(b"one\ntwo\nthr\xe9e\n")
+    write(tmp_path / "c.ro", ["unu", "doi", "trei"])
+    result = prepare("--corpus", tmp_path / "c", "--dest", tmp_path / "out", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"prepare_translation: error: {tmp_path / 'c.en'}:3: not UTF-8 "
+                                     "(byte 0xe9 at column 4)")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path / "out") == []
+
+
+def test_bom_is_dropped_and_only_newlines_end_lines():
+    from addrop_fairseq.text import read_lines
+
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".en") as f:
+        # BOM, U+2028 and U+0085 inside lines, a bare CR, a CRLF ending, no final newline
+        f.write("\ufefffirst line\nsecond\u2028half\nthird\x85part\rmore\r\nlast".encode())
+        f.flush()
+        assert read_lines(f.name) == ["first line", "second\u2028half", "third\x85part\rmore",
+                                      "last"]
+        assert len(read_lines(f.name)) == 4 == open(f.name, "rb").read().count(b"\n") + 1

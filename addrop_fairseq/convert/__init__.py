@@ -28,11 +28,56 @@ def require_file(directory: Path, name: str, what: str) -> Path:
 
 
 def read_json(path: Path):
+    raw = Path(path).read_bytes()
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise AddropError(f"{path}: not UTF-8 JSON text (byte 0x{raw[error.start]:02x} at offset "
+                          f"{error.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise AddropError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise AddropError(f"{path}: not valid JSON (nested too deeply)") from None
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(value),
+                                                                         type(value).__name__)
+
+
+# what a field of config.json may hold, by the Python type of the value the converter expects
+_EXPECTED = {int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+             float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+             bool: ("true or false", lambda v: isinstance(v, bool)),
+             str: ("a string", lambda v: isinstance(v, str))}
+
+
+def check_field_types(config: dict, expected: Dict[str, type], path: Path,
+                      optional: Sequence[str] = ()) -> None:
+    """Every field the converter reads has the JSON type it needs ("d_model": "32" is refused
+    here rather than as a TypeError deep inside the conversion); sizes are positive."""
+    for name, kind in expected.items():
+        if name not in config or (name in optional and config[name] is None):
+            continue
+        value = config[name]
+        wanted, accepts = _EXPECTED[kind]
+        if not accepts(value):
+            raise AddropError(f"{path}: {name} is {_json_type(value)} ({json.dumps(value)[:40]}), "
+                              f"expected {wanted}")
+        if kind is int and (name.endswith(("_size", "_dim", "_layers", "_heads", "_embeddings"))
+                            or name in ("d_model", "num_hidden_layers", "num_attention_heads")) \
+                and value < 1:
+            raise AddropError(f"{path}: {name} is {value}, expected a positive integer")
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise AddropError(f"{path}: expected a JSON object of {what}, found {_json_type(value)}")
+    return value
 
 
 def read_config(directory: Path, accepted: Sequence[str], converter: str) -> dict:
@@ -40,7 +85,8 @@ def read_config(directory: Path, accepted: Sequence[str], converter: str) -> dic
     if not directory.is_dir():
         raise AddropError(f"{directory} is not a directory (expected a Hugging Face model "
                           "directory with config.json)")
-    config = read_json(require_file(directory, "config.json", "model configuration"))
+    path = require_file(directory, "config.json", "model configuration")
+    config = read_json_object(path, "model settings")
     model_type = config.get("model_type")
     if model_type not in accepted:
         raise AddropError(f"{directory / 'config.json'}: model_type {model_type!r} is not "
@@ -57,7 +103,7 @@ def read_weights(directory: Path) -> Tuple[Dict[str, torch.Tensor], Path]:
             return _load_weight_file(path), path
         index = directory / f"{name}.index.json"
         if index.is_file():  # sharded: the index maps every tensor to its shard
-            shards = sorted(set(read_json(index).get("weight_map", {}).values()))
+            shards = sorted(set(map(str, read_json_object(index, "shards").get("weight_map", {}).values())))
             weights: Dict[str, torch.Tensor] = {}
             for shard in shards:
                 weights.update(_load_weight_file(require_file(directory, shard, "weight shard")))

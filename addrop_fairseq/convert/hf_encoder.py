@@ -31,6 +31,7 @@ from ..errors import AddropError
 from . import (
     FAIRSEQ_SPECIALS,
     build_fairseq,
+    check_field_types,
     fairseq_names,
     load_converted,
     read_config,
@@ -134,9 +135,26 @@ def _transformers():
     return transformers
 
 
+# the config.json fields the conversion reads, and the JSON type each must have
+CONFIG_TYPES = {
+    "num_hidden_layers": int, "hidden_size": int, "intermediate_size": int,
+    "num_attention_heads": int, "hidden_act": str, "hidden_dropout_prob": float,
+    "attention_probs_dropout_prob": float, "layer_norm_eps": float, "pad_token_id": int,
+    "max_position_embeddings": int, "vocab_size": int, "type_vocab_size": int,
+    "position_embedding_type": str, "is_decoder": bool, "add_cross_attention": bool,
+    "embedding_size": int,
+}
+
+
 def _full_config(hf_dir: Path) -> dict:
     """config.json completed with the model type's defaults, as transformers reads it."""
-    return _transformers().AutoConfig.from_pretrained(str(hf_dir), local_files_only=True).to_dict()
+    try:
+        config = _transformers().AutoConfig.from_pretrained(str(hf_dir), local_files_only=True)
+    except Exception as error:  # transformers raises ValueError, TypeError, OSError, ...
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise AddropError(f"{hf_dir / 'config.json'}: transformers cannot read it "
+                          f"({message})") from None
+    return config.to_dict()
 
 
 def _special_ids(tokenizer, vocab: Dict[str, int], hf_dir: Path) -> Dict[str, int]:
@@ -250,7 +268,9 @@ def _check_config(config: dict, path: Path) -> None:
 
 def convert_hf_encoder(hf_dir, out_dir) -> EncoderConversion:
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
-    read_config(hf_dir, ENCODER_TYPES, "convert_hf_encoder")
+    raw_config = read_config(hf_dir, ENCODER_TYPES, "convert_hf_encoder")
+    check_field_types(raw_config, CONFIG_TYPES, hf_dir / "config.json",
+                      optional=("pad_token_id", "position_embedding_type"))
     config = _full_config(hf_dir)
     model_type = config["model_type"]
     _check_config(config, hf_dir / "config.json")

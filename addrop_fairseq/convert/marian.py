@@ -27,10 +27,12 @@ from ..models.addrop_marian import MARIAN_ACTIVATIONS, marian_sinusoids
 from . import (
     FAIRSEQ_SPECIALS,
     build_fairseq,
+    check_field_types,
     fairseq_names,
     load_converted,
     read_config,
     read_json,
+    read_json_object,
     read_weights,
     require_file,
     save_checkpoint,
@@ -221,7 +223,9 @@ def _generation_settings(directory: Path, config: dict) -> Dict[str, float]:
     settings = dict(config)
     generation_path = directory / "generation_config.json"
     if generation_path.is_file():
-        settings.update(read_json(generation_path))
+        settings.update(read_json_object(generation_path, "generation settings"))
+        check_field_types(settings, {"max_length": int, "num_beams": int, "length_penalty": float},
+                          generation_path, optional=("max_length", "num_beams"))
     max_length = int(settings.get("max_length") or config["max_position_embeddings"])
     # transformers counts the start symbol in max_length; fairseq's max_len_b excludes it and
     # allows one more step for eos
@@ -234,7 +238,9 @@ def _languages(directory: Path, source_lang: Optional[str], target_lang: Optiona
     recorded = {}
     tokenizer_config = directory / "tokenizer_config.json"
     if tokenizer_config.is_file():
-        recorded = read_json(tokenizer_config)
+        recorded = read_json_object(tokenizer_config, "tokenizer settings")
+        check_field_types(recorded, {"source_lang": str, "target_lang": str}, tokenizer_config,
+                          optional=("source_lang", "target_lang"))
     source_lang = source_lang or recorded.get("source_lang")
     target_lang = target_lang or recorded.get("target_lang")
     if not source_lang or not target_lang:
@@ -299,6 +305,9 @@ def convert_marian(hf_dir, out_dir, source_lang: Optional[str] = None,
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     config = {**MARIAN_DEFAULTS, **read_config(hf_dir, ("marian",), "convert_opus_mt")}
     config_path = hf_dir / "config.json"
+    check_field_types(config, {**{name: type(value) for name, value in MARIAN_DEFAULTS.items()},
+                               "decoder_vocab_size": int}, config_path,
+                      optional=("decoder_vocab_size",))
     _check_config(config, config_path)
     if (hf_dir / "target_vocab.json").is_file():
         raise AddropError(f"{hf_dir / 'target_vocab.json'}: separate source and target "

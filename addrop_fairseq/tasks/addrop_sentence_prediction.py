@@ -73,6 +73,7 @@ def encoder_self_attention_layers(model):
 @register_task("addrop_sentence_prediction", dataclass=AddropSentencePredictionConfig)
 class AddropSentencePredictionTask(CrossTuningMixin, SentencePredictionTask):
     _task_name = "addrop_sentence_prediction"
+    prepare_command = "scripts/prepare_glue.py"
 
     def __init__(self, cfg: AddropSentencePredictionConfig, data_dictionary, label_dictionary):
         super().__init__(cfg, data_dictionary, label_dictionary)

@@ -169,7 +169,11 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    prepare_command = "scripts/prepare_conll2003.py"
+
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        self.check_binarized(split, epoch)
+
         def load(kind):
             path = os.path.join(self.cfg.data, kind, split)
             dataset = data_utils.load_indexed_dataset(path, None, dataset_impl="mmap")
@@ -258,7 +262,10 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        totals = {key: sum(log.get(f"ner_{key}", 0) for log in logging_outputs) for key in NER_COUNT_KEYS}
+        # int(): with several ranks fairseq sums the logging outputs as tensors, which the
+        # meters would keep, and round() of the derived scores would then fail
+        totals = {key: int(sum(log.get(f"ner_{key}", 0) for log in logging_outputs))
+                  for key in NER_COUNT_KEYS}
         if totals["words"] == 0:  # training batches carry no entity counts
             return
         for key, value in totals.items():

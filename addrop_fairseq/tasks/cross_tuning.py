@@ -10,6 +10,7 @@ from fairseq import utils
 from fairseq.data import data_utils
 
 from ..config import validate_schedule
+from ..data_check import check_split_files
 from ..criterions.two_pass import AddropCriterionMixin, Phase
 from ..errors import AddropError
 from ..schedule import addrop_active
@@ -74,7 +75,16 @@ class CrossTuningMixin:
             raise AddropError(f"data directory {paths[0]!r}: missing {name} (fairseq-preprocess "
                               "writes the dictionaries next to the binarized splits)") from None
 
+    # what rewrites this task's data, for the message about a truncated binarized split
+    prepare_command = "fairseq-preprocess"
+
+    def check_binarized(self, split, epoch=1) -> None:
+        paths = utils.split_paths(self.cfg.data)
+        if paths:
+            check_split_files(paths[(epoch - 1) % len(paths)], split, self.prepare_command)
+
     def load_dataset(self, split, *args, **kwargs):
+        self.check_binarized(split, kwargs.get("epoch", args[0] if args else 1))
         try:
             return super().load_dataset(split, *args, **kwargs)
         except FileNotFoundError as missing:
