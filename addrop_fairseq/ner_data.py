@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from .errors import AddropError
-from .text import numbered_lines
+from .text import numbered_lines, read_lines
 
 # positions that carry no label: <s>, </s>, padding and, by default, non-first subwords
 IGNORE_INDEX = -100
@@ -305,7 +305,7 @@ def first_sentences(source, dest, count: int) -> int:
     if count < 1:
         raise AddropError(f"sentence count {count}: must be at least 1")
     sentences = read_conll(source, columns=None)[:count]
-    lines = Path(source).read_text(encoding="utf-8").split("\n")
+    lines = read_lines(source)
     with open(dest, "w", encoding="utf-8") as out:
         for sentence in sentences:
             out.write("".join(lines[number - 1] + "\n" for number in sentence.lines) + "\n")

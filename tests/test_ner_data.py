@@ -151,3 +151,18 @@ def test_fixture_writer_produces_what_the_reader_reads(tmp_path):
     write_conll2003(tmp_path / "x.txt", sentences, iob1=False)
     read = read_conll(tmp_path / "x.txt")
     assert [list(zip(s.words, s.tags)) for s in read] == sentences
+
+
+def test_first_sentences_copies_lines_unchanged_without_docstart(tmp_path):
+    from addrop_fairseq.ner_data import first_sentences
+
+    source = tmp_path / "train.txt"
+    source.write_bytes("\ufeff-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+                       "Peter NNP B-NP B-PER\n\n-DOCSTART- -X- -X- O\n\nBonn NNP B-NP I-LOC\n"
+                       .encode("utf-8"))
+    assert first_sentences(source, tmp_path / "two.txt", 2) == 2
+    assert (tmp_path / "two.txt").read_text(encoding="utf-8") == \
+        "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n\n"
+    assert first_sentences(source, tmp_path / "all.txt", 10) == 3
+    with pytest.raises(AddropError, match="sentence count 0"):
+        first_sentences(source, tmp_path / "none.txt", 0)
