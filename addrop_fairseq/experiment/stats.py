@@ -70,6 +70,10 @@ def loss_gap(epoch: dict):
     return epoch["valid_loss"] - train
 
 
+def _ratio(value: float, base: float) -> str:
+    return "n/a" if not base or math.isnan(value) or math.isnan(base) else f"{value / base:.2f}x"
+
+
 def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -149,8 +153,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         lines.append(
             f"| {arm.name} | {dev.n if dev else 0} | {cell(dev)} | {cell(test)} "
             f"| {f'{test.wins}/{test.losses}/{test.ties}' if test else 'n/a'} "
-            f"| {_fmt(wall / base_wall if base_wall else math.nan)}x / "
-            f"{_fmt(cpu / base_cpu if base_cpu else math.nan)}x |"
+            f"| {_ratio(wall, base_wall)} / {_ratio(cpu, base_cpu)} |"
         )
     lines += [
         "",
