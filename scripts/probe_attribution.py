@@ -8,7 +8,9 @@ k = 0, 10, ..., 90; plot the task metric and the loss against k.
 
 Metric: entity F1 (addrop_tagging), the GLUE task's first metric (addrop_sentence_prediction),
 teacher-forced next-token accuracy (addrop_translation); --metric picks another of the logged
-ones. Each masked evaluation is training's two-pass forward with q = 1 on the chosen attention
+ones, or bleu for translation: beam search scored as fairseq-generate + score_bleu.py score it,
+with the encoder's self-attention masked (--modules encoder_self; decoder attention runs
+incrementally in beam search, where masks cannot apply). Each masked evaluation is training's two-pass forward with q = 1 on the chosen attention
 (--modules, --layers). Writes the PNG and a JSON file with every point and the counts of removed
 keys (rows_exact: rows that lost exactly ceil(k * n) of their n keys).
 """
@@ -49,7 +51,11 @@ def main(argv=None) -> int:
     parser.add_argument("--attribution", choices=["ga", "iga", "aa"], default="ga")
     parser.add_argument("--iga-steps", type=int, default=20)
     parser.add_argument("--target", choices=["pseudo", "gold"], default="pseudo")
-    parser.add_argument("--metric", help="a metric the task's validation logs")
+    parser.add_argument("--metric", help="a metric the task's validation logs, or bleu "
+                        "(translation with --modules encoder_self: beam search, sacrebleu)")
+    parser.add_argument("--beam", type=int, default=4, help="beam size for --metric bleu")
+    parser.add_argument("--post-process", default="sentencepiece",
+                        help="fairseq's --post-process for --metric bleu")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random order")
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--batch-size", type=int)
@@ -77,7 +83,8 @@ def main(argv=None) -> int:
             samples.append(sample)
             count += sample["nsentences"]
         result = probe.run_probe(loaded, samples, modules, ks, orders, args.attribution,
-                                 args.target, args.seed, args.metric, args.iga_steps)
+                                 args.target, args.seed, args.metric, args.iga_steps,
+                                 beam=args.beam, post_process=args.post_process)
         result.update(checkpoint=str(args.path), data=str(args.data), split=args.split,
                       examples=count, attribution=args.attribution, target=args.target,
                       modules=sorted({m.kind for m in modules}),

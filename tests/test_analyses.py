@@ -262,7 +262,7 @@ def test_probe_removes_ceil_k_n_keys_of_every_row_in_every_order(checkpoints):
     ("plot_attribution", ["--layers", "5"], "--addrop-layers: layer 5 is out of range"),
     ("plot_attribution", ["--p", "1.5"], "--addrop-p=1.5 is outside (0, 1]"),
     ("probe_attribution", ["--k", "0,100"], "--k '0,100': percentages must be in 0..99"),
-    ("probe_attribution", ["--metric", "bleu"], "--metric 'bleu': this task's validation logs"),
+    ("probe_attribution", ["--metric", "rouge"], "--metric 'rouge': this task's validation logs"),
 ])
 def test_bad_input_is_one_line_naming_the_value(script, extra, message, checkpoints, tmp_path, capsys):
     checkpoint, data = checkpoints["translation"]
@@ -277,3 +277,41 @@ def test_missing_checkpoint_is_one_line(tmp_path, capsys):
     code = load_script("probe_attribution").main(["--path", str(tmp_path / "none.pt"), "--data",
                                                   str(tmp_path), "--out", str(tmp_path / "x.png")])
     assert code == 1 and "no such checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_probe_bleu_at_zero_is_fairseq_generate_and_score_bleu(checkpoints, tmp_path, plugin_dir):
+    import re
+    import subprocess
+    import sys
+
+    from conftest import run_cli
+
+    checkpoint, data = checkpoints["translation"]
+    out = tmp_path / "bleu.png"
+    code = load_script("probe_attribution").main([
+        "--path", str(checkpoint), "--data", str(data), "--k", "0,50", "--modules", "encoder_self",
+        "--metric", "bleu", "--post-process", "none", "--out", str(out), "--cpu"])
+    assert code == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    generated = run_cli("fairseq_cli.generate", data, "--user-dir", plugin_dir, "--path", checkpoint,
+                        "--gen-subset", "valid", "--beam", "4", "--batch-size", "64",
+                        "--required-batch-size-multiple", "1", "--cpu", "--post-process", "none")
+    (tmp_path / "gen.txt").write_text(generated.stdout)
+    scored = subprocess.run([sys.executable, str(REPO / "scripts" / "score_bleu.py"),
+                             "--generate-output", str(tmp_path / "gen.txt")],
+                            capture_output=True, text=True, check=True)
+    expected = float(re.search(r"BLEU = ([\d.]+)", scored.stdout).group(1))
+    assert result["metric"] == "bleu" and result["plain"]["bleu"] == pytest.approx(expected, abs=0.005)
+    for points in result["curves"].values():
+        assert points[0]["metric"] == result["plain"]["bleu"]
+        # the masked point counts the masks of both the teacher-forced and the generation pass
+        assert points[1]["rows_exact"] == points[1]["rows"] > 0
+
+
+def test_probe_bleu_refuses_decoder_attention(checkpoints, tmp_path, capsys):
+    checkpoint, data = checkpoints["translation"]
+    code = load_script("probe_attribution").main([
+        "--path", str(checkpoint), "--data", str(data), "--metric", "bleu", "--out",
+        str(tmp_path / "x.png"), "--cpu"])
+    assert code == 1 and "--modules encoder_self" in capsys.readouterr().err

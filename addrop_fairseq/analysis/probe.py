@@ -48,6 +48,72 @@ def evaluate(loaded: Loaded, samples, run_batch: Callable) -> Dict[str, float]:
     return {key: finite(value) for key, value in values.items()}
 
 
+class Bleu:
+    """Corpus BLEU of beam search, as ``fairseq-generate --post-process P`` + ``score_bleu.py``
+    compute it (sacrebleu, 13a), with the encoder's self-attention masked or not.
+
+    The masks come from the teacher-forced pass (where AD-DROP attributes); generation runs the
+    encoder once per batch, so its masks apply; decoder attention runs step by step with an
+    incremental state, where the attention module never masks: only ``encoder_self`` can be
+    probed this way."""
+
+    def __init__(self, loaded: Loaded, beam: int = 4, post_process: str = "sentencepiece"):
+        import argparse
+
+        # built before any module is switched to training mode: the generator calls eval()
+        self.generator = loaded.task.build_generator([loaded.model], argparse.Namespace(beam=beam))
+        self.loaded, self.post_process = loaded, post_process
+        self.hypotheses: List[str] = []
+        self.references: List[str] = []
+
+    def generate(self, sample):
+        from fairseq import utils
+
+        task = self.loaded.task
+        hypos = task.inference_step(self.generator, [self.loaded.model], sample)
+        strip = getattr(self.generator, "symbols_to_strip_from_output", {self.generator.eos})
+        dictionary = task.target_dictionary
+        for i in range(len(hypos)):
+            target = utils.strip_pad(sample["target"][i], dictionary.pad()).int().cpu()
+            self.references.append(dictionary.string(target, self.post_process, escape_unk=True,
+                                                     extra_symbols_to_ignore=strip))
+            self.hypotheses.append(dictionary.string(hypos[i][0]["tokens"].int().cpu(),
+                                                     self.post_process,
+                                                     extra_symbols_to_ignore=strip))
+        return hypos
+
+    def score(self) -> float:
+        import sacrebleu
+
+        value = sacrebleu.metrics.BLEU(tokenize="13a").corpus_score(
+            self.hypotheses, [self.references]).score
+        self.hypotheses, self.references = [], []
+        return value
+
+
+def bleu_pass(bleu: Bleu, loaded: Loaded, sample, modules, settings, generator, observe=None):
+    """Beam search on ``sample`` with the masks of training's two-pass forward: the first pass
+    is the teacher-forced model call the criterion makes, the second pass is generation."""
+    from ..step import addrop_forward
+    from .loading import _observed, inference_masking
+
+    criterion, model = loaded.criterion, loaded.model
+    net_input = sample["net_input"]
+
+    def second_pass():
+        for m in modules:
+            if observe is not None and m.drop_fn is not None:
+                m.drop_fn = _observed(m, m.drop_fn, observe)
+        return bleu.generate(sample)
+
+    with torch.enable_grad(), inference_masking(modules):
+        _, stats = addrop_forward(
+            modules, forward=second_pass, attribution_forward=lambda: model(**net_input),
+            make_target=lambda first: criterion.attribution_target(model, sample, first),
+            settings=settings, generator=generator)
+    return stats
+
+
 class RowCounter:
     """Counts, over every mask applied, the rows whose removed keys differ from ceil(k * n)."""
 
@@ -68,9 +134,11 @@ class RowCounter:
 def run_probe(loaded: Loaded, samples: List[dict], modules, shares=DEFAULT_SHARES,
               orders=ORDERS, attribution: str = "ga", target: str = "pseudo", seed: int = 1,
               metric: Optional[str] = None, iga_steps: int = 20,
-              observe: Optional[Callable] = None) -> dict:
+              observe: Optional[Callable] = None, beam: int = 4,
+              post_process: str = "sentencepiece") -> dict:
     """{"metric", "plain": {...}, "curves": {order: [point per share]}}; a point holds the
-    metric, the loss and the counts of removed keys."""
+    metric, the loss and the counts of removed keys. ``metric="bleu"`` (translation, modules
+    ``encoder_self`` only) scores beam search with ``beam`` and ``post_process``."""
     criterion, model, task = loaded.criterion, loaded.model, loaded.task
     for share in shares:
         if not 0.0 <= share < 1.0:
@@ -84,8 +152,23 @@ def run_probe(loaded: Loaded, samples: List[dict], modules, shares=DEFAULT_SHARE
     if hasattr(criterion, "report_accuracy"):
         criterion.report_accuracy = True  # translation: teacher-forced accuracy as the metric
     metric = metric or default_metric(task)
+    bleu = None
+    if metric == "bleu":
+        if not hasattr(task, "build_generator") or not hasattr(task, "src_dict"):
+            raise AddropError("--metric bleu: only for translation checkpoints")
+        wrong = sorted({m.kind for m in modules} - {"encoder_self"})
+        if wrong:
+            raise AddropError(f"--metric bleu: beam search can only be masked in encoder_self "
+                              f"attention (decoder attention runs incrementally); got "
+                              f"{', '.join(wrong)}: pass --modules encoder_self")
+        bleu = Bleu(loaded, beam, post_process)
 
     plain = evaluate(loaded, samples, lambda sample: plain_pass(criterion, model, sample)[2])
+    if bleu is not None:
+        with torch.no_grad():
+            for sample in samples:
+                bleu.generate(sample)
+        plain["bleu"] = bleu.score()
     if plain.get(metric) is None:
         known = ", ".join(sorted(k for k, v in plain.items() if v is not None))
         raise AddropError(f"--metric {metric!r}: this task's validation logs {known}")
@@ -117,6 +200,13 @@ def run_probe(loaded: Loaded, samples: List[dict], modules, shares=DEFAULT_SHARE
                 return log
 
             values = evaluate(loaded, samples, run_batch)
+            if bleu is not None:
+                generator = torch.Generator(device=loaded.device).manual_seed(seed)
+                for sample in samples:
+                    stats = bleu_pass(bleu, loaded, sample, modules, settings, generator,
+                                      observed)
+                    fallbacks.append(stats.fallback)
+                values["bleu"] = bleu.score()
             points.append({"k": share, "metric": values.get(metric), "loss": values.get("loss"),
                            "removed": counter.removed, "valid": counter.valid,
                            "rows": counter.rows, "rows_exact": counter.exact,
