@@ -61,7 +61,8 @@ def main(argv=None) -> int:
         target = args.target or criterion.addrop_target
         sample = loading.example(loaded, args.split, args.index)
         records = maps.attention_maps(loaded, sample, modules, settings, target, args.seed)
-        tokens = [maps.axis_tokens(loaded.task, sample, r["kind"]) for r in records]
+        namer = maps.symbol_namer(args.data)
+        tokens = [maps.axis_tokens(loaded.task, sample, r["kind"], namer) for r in records]
         panels = maps.to_json(records, heads, tokens)
         title = (f"{Path(args.path).name}: {args.split} #{args.index}, {settings.attribution.upper()}"
                  f" ({target} target), p={settings.p:g} q={settings.q:g} {settings.strategy}, "

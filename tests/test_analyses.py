@@ -95,6 +95,14 @@ def test_attribution_maps_are_what_training_draws(task, checkpoints, tmp_path, c
     assert_png(out)
     result = json.loads(out.with_suffix(".json").read_text())
     panels = {(p["kind"], p["layer"], p["head"]): p for p in result["maps"]}
+    tokens = result["maps"][0]["key_tokens"]
+    if task == "translation":
+        assert set(tokens) <= {f"w{i}" for i in range(20)} | {"</s>"}
+    else:  # GLUE stores token ids in its dictionary: the tokenizer's pieces label the axes
+        from test_glue_data import FILLER
+        assert tokens[0] == "<s>" and not any(t.isdigit() for t in tokens)
+        if task == "glue":
+            assert set(tokens) & set(FILLER)
 
     # the masks: exactly those one training step of the criterion applies to this example
     loaded = loading.load_checkpoint(str(checkpoint), str(data), ["valid"], cpu=True)

@@ -75,14 +75,39 @@ def attention_maps(loaded: Loaded, sample, modules, settings: AddropSettings, ta
     return records
 
 
-def axis_tokens(task, sample, kind: str):
-    """(query tokens, key tokens) of the batch's first example for an attention kind."""
+def axis_tokens(task, sample, kind: str, name=None):
+    """(query tokens, key tokens) of the batch's first example for an attention kind;
+    ``name`` maps a dictionary symbol to the label shown (see ``symbol_namer``)."""
+    name = name or (lambda symbol: symbol)
     net = sample["net_input"]
-    source = [task.source_dictionary[i] for i in net["src_tokens"][0].tolist()]
+    source = [name(task.source_dictionary[i]) for i in net["src_tokens"][0].tolist()]
     if kind == "encoder_self":
         return source, source
-    target = [task.target_dictionary[i] for i in net["prev_output_tokens"][0].tolist()]
+    target = [name(task.target_dictionary[i]) for i in net["prev_output_tokens"][0].tolist()]
     return (target, target) if kind == "decoder_self" else (target, source)
+
+
+def symbol_namer(data: str):
+    """GLUE data prepared with a Hugging Face tokenizer stores token ids as the dictionary's
+    symbols (glue.json: "symbols": "ids"); their labels are the tokenizer's pieces when the
+    recorded tokenizer can be loaded offline, the ids otherwise."""
+    from ..tasks.addrop_sentence_prediction import read_meta
+
+    meta = read_meta(data) or {}
+    source = str(meta.get("tokenizer") or "")
+    if meta.get("symbols") != "ids" or not source.startswith("hf:"):
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source[3:], local_files_only=True)
+    except Exception:  # a tokenizer moved or not installed: the ids are still right
+        return None
+
+    def name(symbol: str) -> str:
+        return tokenizer.convert_ids_to_tokens(int(symbol)) if symbol.isdigit() else symbol
+
+    return name
 
 
 def parse_heads(spec: str, count: int) -> List[int]:
