@@ -47,7 +47,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from addrop_fairseq.analysis import prior
     from addrop_fairseq.experiment.runner import Comparison
-    from addrop_fairseq.experiment.spec import load_spec
 
     try:
         seeds = None
@@ -56,7 +55,7 @@ def main(argv=None) -> int:
                 seeds = [int(s) for s in args.seeds.split(",")]
             except ValueError:
                 raise AddropError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-        base = load_spec(args.spec).to_dict()
+        base = prior.read_base(args.spec)
         spec = prior.prior_spec(base, args.rate, args.layers, args.modules, seeds,
                                 valid_on_train=not args.no_valid_on_train)
         comparison = Comparison(spec, args.out, args.work_dir, jobs=args.jobs, threads=args.threads,

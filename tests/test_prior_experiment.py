@@ -42,6 +42,21 @@ def test_the_spec_has_the_four_strategies_and_keeps_the_base():
     assert "--addrop-layers 0,1 --addrop-modules encoder_self" in " ".join(with_modules.arm("high").options)
 
 
+def test_base_spec_files_need_no_arms_and_bad_ones_are_named(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("data: d\ntrain: --task addrop_tagging\nseeds: [1, 2]\n")
+    spec = prior.prior_spec(prior.read_base(base))
+    assert [a.name for a in spec.arms] == list(prior.ARMS) and spec.seeds == [1, 2]
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(AddropError, match="list.yaml: expected a spec mapping"):
+        prior.read_base(tmp_path / "list.yaml")
+    with pytest.raises(AddropError, match="missing.yaml: cannot read the spec"):
+        prior.read_base(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [\n")
+    with pytest.raises(AddropError, match="bad.yaml: not a valid spec file"):
+        prior.read_base(tmp_path / "bad.yaml")
+
+
 @pytest.mark.parametrize("rate", [0, 1, -0.2, float("nan")])
 def test_a_rate_outside_0_1_is_refused_naming_it(rate):
     with pytest.raises(AddropError, match=r"--rate .*expected a share"):
@@ -69,8 +84,6 @@ train: >-
   --user-dir {plugin} --task addrop_tagging --criterion addrop_tagging --cpu
   --arch addrop_tagger_tiny --encoder-embed-dim 32 --encoder-ffn-embed-dim 64
   --optimizer adam --lr 3e-3 --max-tokens 800 --max-epoch 2 --num-workers 0
-arms:
-  ignored: --addrop-schedule cross
 seeds: [1]
 select: {{metric: f1, maximize: true}}
 """

@@ -54,6 +54,30 @@ def prior_spec(base: dict, rate: float = 0.3, layers: str = "0", modules: str | 
     return build_spec(raw, "prior experiment spec")
 
 
+def read_base(path) -> dict:
+    """The base spec file as a mapping; unlike a comparison spec it needs no arms."""
+    from pathlib import Path
+
+    from ..experiment.spec import load_spec
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return load_spec(path).to_dict()  # its one-line error names the file and the problem
+    try:
+        if path.suffix == ".json":
+            raw = json.loads(text)
+        else:
+            import yaml
+            raw = yaml.safe_load(text)
+    except Exception:
+        return load_spec(path).to_dict()
+    if not isinstance(raw, dict):
+        raise AddropError(f"{path}: expected a spec mapping, got {type(raw).__name__}")
+    return raw
+
+
 def epoch_means(runs_by_arm: dict[str, list[dict]]) -> dict:
     """{arm: {"epochs": [...], field: [mean over seeds per epoch]}} for the loss fields."""
     out = {}
