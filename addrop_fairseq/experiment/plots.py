@@ -141,3 +141,44 @@ def plot_heatmap(
     fig.savefig(path)
     plt.close(fig)
     return grid
+
+
+def plot_loss_panels(runs_by_arm: dict[str, list[dict]], path: Path, title: str = "") -> dict:
+    """Two panels, training loss and dev loss per epoch, one line per arm (mean over seeds, seed
+    range as a band): the layout of the paper's Fig. 2.
+
+    The training panel shows the training split evaluated without masks where the runs have it
+    (``valid_on_train``, solid), and the logged training loss (masked in AD-DROP epochs, dashed).
+    Returns what was drawn: {(panel, arm, field): (epochs, mean, low, high)}.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = {}
+    for index, (arm, runs) in enumerate(runs_by_arm.items()):
+        if not runs:
+            continue
+        color = colors[index % len(colors)]
+        for panel, field, label, style in ((0, "trainset_loss", arm, "-"),
+                                           (0, "train_loss", f"{arm} (logged)", "--"),
+                                           (1, "valid_loss", arm, "-")):
+            series = _band(axes[panel], runs, field, label, color, style)
+            if series is not None:
+                drawn[(panel, arm, field)] = series
+    axes[0].set_title("training loss (solid: training split unmasked; dashed: logged)", fontsize=9)
+    axes[1].set_title("dev loss", fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return drawn
