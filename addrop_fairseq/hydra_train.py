@@ -19,13 +19,28 @@ def with_user_dir(argv):
     return [*argv, f"common.user_dir={PLUGIN_DIR}"]
 
 
+def one_line_errors(run):
+    """hydra prints a traceback for any error of the job; a bad option or input of this plugin
+    gets its one-line message, as with fairseq-train."""
+    def wrapped(*args, **kwargs):
+        from addrop_fairseq.errors import AddropError
+
+        try:
+            return run(*args, **kwargs)
+        except AddropError as error:
+            print(f"addrop_fairseq: error: {error}", file=sys.stderr)
+            sys.exit(1)  # SystemExit passes through hydra's error report
+    return wrapped
+
+
 def cli_main() -> None:
     import addrop_fairseq  # noqa: F401  (registers the components, installs the warning filters)
+    import fairseq_cli.hydra_train as fairseq_hydra_train
 
     sys.argv = [sys.argv[0], *with_user_dir(sys.argv[1:])]
-    from fairseq_cli.hydra_train import cli_main as fairseq_hydra_train
-
-    fairseq_hydra_train()
+    # fairseq's hydra_main looks _hydra_main up when called
+    fairseq_hydra_train._hydra_main = one_line_errors(fairseq_hydra_train._hydra_main)
+    fairseq_hydra_train.cli_main()
 
 
 if __name__ == "__main__":
