@@ -240,3 +240,16 @@ def test_glue_recipes(tmp_path, glue_tokenizer, name):
     if name == "mnli":
         assert re.search(r"valid on 'valid1' subset .*\| accuracy [\d.]+", log)
     assert cfg.criterion.regression_target == (name == "stsb")
+
+    if name in ("cola", "stsb", "mnli"):  # fairseq-validate prints the task's metric, as training did
+        subsets = "valid,valid1" if name == "mnli" else "valid"
+        validated = run_cli("fairseq_cli.validate", data, "--user-dir", REPO / "addrop_fairseq",
+                            "--task", "addrop_sentence_prediction", "--cpu", "--batch-size", "4",
+                            "--valid-subset", subsets, "--path",
+                            tmp_path / "elsewhere" / "checkpoints" / "checkpoint_best.pt")
+        output = validated.stdout + validated.stderr
+        best = float(re.findall(rf"\| best_{metric} ([\d.-]+)", log)[-1])
+        scored = re.search(rf"valid on 'valid' subset \|.* \| {metric} ([\d.-]+)", output)
+        assert scored and float(scored.group(1)) == pytest.approx(best, abs=1e-3), output[-3000:]
+        if name == "mnli":
+            assert re.search(r"valid on 'valid1' subset \|.* \| accuracy [\d.]+", output)
