@@ -74,6 +74,8 @@ def test_every_recipe_is_tested():
         "examples/ner/config/electra_base.yaml", "examples/ner/config/minilm.yaml",
         *(f"examples/glue/config/{t}.yaml"
           for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"))}
+    encoders = {p.name for p in REPO.glob("examples/glue/config/encoder/*.yaml")}
+    assert encoders == {"roberta_base.yaml", "bert_base.yaml"}  # both trained below
 
 
 def test_the_console_script_names_the_wrapper():
@@ -253,3 +255,26 @@ def test_glue_recipes(tmp_path, glue_tokenizer, name):
         assert scored and float(scored.group(1)) == pytest.approx(best, abs=1e-3), output[-3000:]
         if name == "mnli":
             assert re.search(r"valid on 'valid1' subset \|.* \| accuracy [\d.]+", output)
+
+
+def test_glue_recipe_with_the_bert_encoder(tmp_path, glue_tokenizer):
+    """encoder=bert_base: a converted BERT (addrop_hf_encoder, [CLS] A [SEP] B [SEP]), lr 2e-5."""
+    from fairseq.data import Dictionary
+    from test_glue_data import prepare_glue
+    from test_ner_fixtures import roberta_checkpoint
+
+    data = tmp_path / "bin"
+    prepare_glue.main(["--task", "rte", "--input", str(write_glue("rte", tmp_path / "raw")),
+                       "--dest", str(data), "--hf-tokenizer", str(glue_tokenizer),
+                       "--layout", "bert"])
+    dictionary = Dictionary.load(str(data / "input0" / "dict.txt"))
+    dictionary.add_symbol("<mask>")
+    pretrained = tmp_path / "bert.pt"  # addrop_hf_encoder has RoBERTa's parameters
+    roberta_checkpoint(type("Task", (), {"source_dictionary": dictionary})(), pretrained)
+    log, cfg = hydra_train("glue", "rte", tmp_path / "elsewhere", "encoder=bert_base",
+                           f"task.data={data}", f"checkpoint.restore_file={pretrained}",
+                           *TINY_ROBERTA, "task.max_positions=128")
+    assert_two_updates_second_with_addrop(log)
+    assert "prepared for" not in log  # the special tokens match the data's BERT layout
+    assert (cfg.model._name, cfg.model.layernorm_eps, cfg.optimization.lr) == ("addrop_hf_encoder", 1e-12, [2e-5])
+    assert (cfg.task.init_token, cfg.task.separator_token, cfg.criterion.addrop_layers) == (0, None, "all")
