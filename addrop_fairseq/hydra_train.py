@@ -6,6 +6,7 @@ against hydra's output directory. This entry point imports the plugin first (so 
 configurations are known when hydra composes the recipe) and passes fairseq its absolute path
 (so that the workers of a distributed run import it too); every argument is fairseq-hydra-train's.
 """
+import logging
 import os
 import sys
 
@@ -36,6 +37,11 @@ def one_line_errors(run):
 def cli_main() -> None:
     import addrop_fairseq  # noqa: F401  (registers the components, installs the warning filters)
     import fairseq_cli.hydra_train as fairseq_hydra_train
+
+    # importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/
+    # wav2vec2_classification.py), so hydra's start-up notes would print; hydra.verbose=hydra
+    # still shows them
+    logging.getLogger("hydra").setLevel(logging.INFO)
 
     sys.argv = [sys.argv[0], *with_user_dir(sys.argv[1:])]
     # fairseq's hydra_main looks _hydra_main up when called
