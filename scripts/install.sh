@@ -7,7 +7,7 @@ python=${PYTHON:-python3}
 [[ -x $venv/bin/python ]] || "$python" -m venv "$venv"
 # constraints through the environment: "-c" would not reach fairseq-fixed's build environment
 PIP_CONSTRAINT="$PWD/constraints.txt" "$venv/bin/python" -m pip install --quiet \
-  --disable-pip-version-check -e ".[test]"
+  --disable-pip-version-check -e ".[test,tensorboard]"
 # fairseq pulls a CUDA torchaudio that cannot load next to the CPU torch (and transformers
 # imports it when present); nothing here needs it.
 "$venv/bin/python" -m pip uninstall --quiet -y torchaudio 2>/dev/null || true

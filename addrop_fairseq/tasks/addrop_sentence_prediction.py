@@ -14,7 +14,7 @@ from fairseq.dataclass import ChoiceEnum
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
-from omegaconf import OmegaConf, open_dict
+from omegaconf import II, OmegaConf, open_dict
 
 from .. import glue
 from ..attention import AddropMultiheadAttention, adopt_attention
@@ -35,6 +35,12 @@ class AddropSentencePredictionConfig(SentencePredictionConfig, AddropScheduleCon
                 "--best-checkpoint-metric); also fills --num-classes. auto: the task named in "
                 f"DATA/{META_FILE} (written by scripts/prepare_glue.py), else none; none: accuracy "
                 "for classification, pearson/spearman for regression"})
+    # fairseq's parent takes these two from the criterion's options, which fairseq-validate does
+    # not have: "--task addrop_sentence_prediction" could not even be parsed there. The values of
+    # a run come from its checkpoint in fairseq-validate, so the criterion's defaults stand in.
+    regression_target: bool = II("oc.select:criterion.regression_target,false")
+    classification_head_name: str = II(
+        "oc.select:criterion.classification_head_name,sentence_classification_head")
 
 
 def read_meta(data_path: str):
