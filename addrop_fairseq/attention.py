@@ -118,14 +118,14 @@ class AddropMultiheadAttention(MultiheadAttention):
         if record:
             # [B, 1, T, S]: heads share it, the kernel broadcasts it
             attn = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=additive_mask(self.valid, q.dtype), scale=self.scaling)
+                q, k, v, attn_mask=additive_mask(~self.valid, q.dtype), scale=self.scaling)
             self.recorded_output = (attn, v)
         else:
-            allowed = self.valid & ~self.drop_fn(self.valid.expand(bsz, heads, tgt_len, src_len))
+            blocked = self.drop_fn(self.valid.expand(bsz, heads, tgt_len, src_len)) | ~self.valid
             dropout = self.dropout_module
             rate = dropout.p if dropout.p > 0 and (
                 self.training or dropout.apply_during_inference) else 0.0
-            attn = masked_attention(q, k, v, allowed, rate, self.scaling)
+            attn = masked_attention(q, k, v, blocked, rate, self.scaling)
         return self.out_proj(attn.permute(2, 0, 1, 3).reshape(tgt_len, bsz, heads * head_dim))
 
     def apply_sparse_mask(self, attn_weights, tgt_len: int, src_len: int, bsz: int):
@@ -164,45 +164,45 @@ def valid_keys(key_padding_mask, attn_mask, bsz, tgt_len, src_len, device) -> to
     return valid
 
 
-def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """0 where ``allowed``, the dtype's lowest finite value elsewhere.
+def additive_mask(blocked: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where a key is allowed, the dtype's lowest finite value where ``blocked``.
 
-    Two vectorised passes; ``masked_fill``/``where`` with -inf are several times slower on CPU.
-    A finite value keeps a row without any allowed key finite (uniform) instead of NaN, and
-    its exponential is exactly 0 in the kernels' float32 softmax, as -inf's is."""
-    return allowed.to(dtype).sub_(1).mul_(-torch.finfo(dtype).min)
+    Two vectorised passes (0 * min = 0); ``masked_fill``/``where`` with -inf are several times
+    slower on CPU. A finite value keeps a row without any allowed key finite (uniform) instead
+    of NaN, and its exponential is exactly 0 in the kernels' float32 softmax, as -inf's is."""
+    return blocked.to(dtype).mul_(torch.finfo(dtype).min)
 
 
 class _CpuMaskedAttention(torch.autograd.Function):
-    """PyTorch's CPU flash attention with an additive mask, saving the boolean ``allowed``
+    """PyTorch's CPU flash attention with an additive mask, saving the boolean ``blocked``
     [B, H, T, S] (1 byte per position) for the backward instead of the additive mask that
     ``F.scaled_dot_product_attention`` would keep (4 bytes per position in fp32): the mask
     is rebuilt in the backward. Same kernels, same numbers."""
 
     @staticmethod
-    def forward(ctx, q, k, v, allowed, scale):
-        mask = additive_mask(allowed, q.dtype)
+    def forward(ctx, q, k, v, blocked, scale):
+        mask = additive_mask(blocked, q.dtype)
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, False, attn_mask=mask, scale=scale)
-        ctx.save_for_backward(q, k, v, out, lse, allowed)
+        ctx.save_for_backward(q, k, v, out, lse, blocked)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, lse, allowed = ctx.saved_tensors
+        q, k, v, out, lse, blocked = ctx.saved_tensors
         grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             grad_out.contiguous(), q, k, v, out, lse, 0.0, False,
-            attn_mask=additive_mask(allowed, q.dtype), scale=ctx.scale)
+            attn_mask=additive_mask(blocked, q.dtype), scale=ctx.scale)
         return grads[0], grads[1], grads[2], None, None
 
 
-def masked_attention(q, k, v, allowed: torch.Tensor, dropout_p: float, scale: float):
-    """softmax(q k^T * scale, masked where not ``allowed``) v with attention dropout, fused."""
+def masked_attention(q, k, v, blocked: torch.Tensor, dropout_p: float, scale: float):
+    """softmax(q k^T * scale, -inf where ``blocked``) v with attention dropout, fused."""
     if q.device.type == "cpu" and dropout_p == 0.0 and q.dtype in (torch.float32, torch.bfloat16) \
             and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
-        return _CpuMaskedAttention.apply(q, k, v, allowed.contiguous(), scale)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask(allowed, q.dtype),
+        return _CpuMaskedAttention.apply(q, k, v, blocked.contiguous(), scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=additive_mask(blocked, q.dtype),
                                           dropout_p=dropout_p, scale=scale)
 
 

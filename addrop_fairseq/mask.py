@@ -55,12 +55,22 @@ def region_bound(keys: int, p: float) -> int:
     return int(_ceil_count(torch.tensor(keys), p)) if p > 0 else 0
 
 
+def _random_int32(shape, generator, device) -> torch.Tensor:
+    """Uniform over all int32 values: the two halves of 64-bit draws (half the generator calls
+    of float32 ``rand``, 32 bits instead of its 24)."""
+    count = math.prod(shape)
+    bits = torch.empty(count // 2 + 1, dtype=torch.int64, device=device)
+    bits = bits.random_(-2**63, None, generator=generator).view(torch.int32)
+    return bits[:count].view(shape)
+
+
 def _region(
     scores: Optional[torch.Tensor], valid: torch.Tensor, p: float, strategy: str,
-    shape: torch.Size, generator: Optional[torch.Generator],
+    shape: torch.Size, generator: Optional[torch.Generator], finite: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(positions [B, H, T, K] int64, member [B, H, T, K] bool: the position is a valid key of
-    the region; False marks a spare slot filled with an invalid key)."""
+    the region; False marks a spare slot filled with an invalid key). ``finite=True`` promises
+    finite scores (the caller checked) and skips making them so."""
     device, keys = valid.device, shape[-1]
     valid = unexpanded(valid)
     if strategy == "random":  # every valid key is a candidate: no ranking at all
@@ -71,12 +81,9 @@ def _region(
     # spare slots: the first K - k invalid keys of each row (counted on the unexpanded validity)
     spare = invalid & (invalid.cumsum(-1, dtype=torch.int32) <= bound - candidate_count(valid, p))
     if scores is None:
-        # RD: a uniformly random region. 30 random bits per key (int32 halves of 64-bit draws:
-        # half the generator calls of float32 rand, and finer), valid keys in [-2^29, 2^29),
+        # RD: a uniformly random region. 30 random bits per key: valid keys in [-2^29, 2^29),
         # spare slots shifted above them and other invalid keys below
-        bits = torch.empty(shape.numel() // 2 + 1, dtype=torch.int64, device=device)
-        bits = bits.random_(-2**63, None, generator=generator).view(torch.int32)
-        ranked = bits[:shape.numel()].view(shape) >> 2
+        ranked = _random_int32(shape, generator, device) >> 2
         offset = torch.zeros(valid.shape, dtype=torch.int32, device=device)
         offset.masked_fill_(invalid, -2**30).masked_fill_(spare, 2**30)
         top, positions = (ranked + offset).topk(bound, dim=-1, sorted=False)
@@ -89,7 +96,9 @@ def _region(
     # slots rank above them (+inf), other invalid keys below (-inf)
     offset = torch.zeros(valid.shape, dtype=dtype, device=device)
     offset.masked_fill_(invalid, float("-inf")).masked_fill_(spare, float("inf"))
-    ranked = scores.to(dtype).nan_to_num(nan=0.0, posinf=finfo.max, neginf=finfo.min) + offset
+    if not finite:
+        scores = scores.to(dtype).nan_to_num(nan=0.0, posinf=finfo.max, neginf=finfo.min)
+    ranked = scores + offset
     top, positions = ranked.topk(bound, dim=-1, sorted=False)
     return positions, top != float("inf")
 
@@ -100,16 +109,18 @@ def _drop_compact(
 ) -> torch.Tensor:
     """[B, H, T, K] bool: each region key dropped with probability q (Eq. 7); a row that would
     lose every valid key keeps the dropped key that came closest to surviving."""
-    u = torch.rand(positions.shape, generator=generator, device=positions.device)
-    drop = member & (u < q)
+    bits = _random_int32(positions.shape, generator, positions.device)
+    # P(bits < threshold) = round(q * 2^32) / 2^32
+    threshold = round(q * 2**32) - 2**31
+    drop = member & (bits < threshold) if threshold < 2**31 else member.clone()
     # a row can only empty when its region holds all its valid keys (k = n)
     n = unexpanded(valid).sum(-1, dtype=torch.int32)  # [B, 1 or H, T]
     emptied = (drop.sum(-1, dtype=torch.int32) == n) & (n > 0)
-    # done unconditionally (asking whether any row emptied would stall a GPU): in an emptied
-    # row every member is dropped, and u + 1 >= 1 > 0 ranks them above the spare slots
-    rescue = u.add_(1).mul_(member).argmax(-1, keepdim=True)
-    kept = drop.gather(-1, rescue) & ~emptied.unsqueeze(-1)
-    return drop.scatter_(-1, rescue, kept)
+    # done unconditionally (asking whether any row emptied would stall a GPU). In an emptied
+    # row every member is dropped; members rank above the spare slots by 2^30
+    closest = (bits >> 2).add_(member.to(torch.int32).mul_(2**30)).argmax(-1, keepdim=True)
+    kept = drop.gather(-1, closest) & ~emptied.unsqueeze(-1)
+    return drop.scatter_(-1, closest, kept)
 
 
 def _empty_region(shape, p: float) -> bool:
@@ -163,9 +174,10 @@ def sample_drop(
 
 def addrop_mask(
     scores: Optional[torch.Tensor], valid: torch.Tensor, p: float, q: float,
-    strategy: str = "high", generator: Optional[torch.Generator] = None,
+    strategy: str = "high", generator: Optional[torch.Generator] = None, finite: bool = False,
 ) -> torch.Tensor:
     """Candidate region then drop sampling. ``scores=None`` draws a random region (RD).
+    ``finite=True``: the caller has checked that the scores are finite (skips a full pass).
 
     Returns a boolean ``[B, H, T, S]`` mask, True where the attention logit becomes -inf.
     """
@@ -176,7 +188,7 @@ def addrop_mask(
         return torch.zeros(shape, dtype=torch.bool, device=valid.device)
     if scores is not None:
         scores = scores.expand(shape)
-    positions, member = _region(scores, valid, p, strategy, shape, generator)
+    positions, member = _region(scores, valid, p, strategy, shape, generator, finite)
     drop = _drop_compact(positions, member, valid, q, generator)
     return _scatter(positions, drop, shape)
 

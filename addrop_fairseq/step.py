@@ -107,7 +107,9 @@ def addrop_forward(
                 raise RuntimeError("an AD-DROP attention module ran twice in one pass")
             # each layer's scores are freed as soon as its mask exists, not at the pass's end
             scores[index] = None
-            drop = addrop_mask(score, valid, settings.p, settings.q, settings.strategy, generator)
+            # scores reaching here passed the finite check above
+            drop = addrop_mask(score, valid, settings.p, settings.q, settings.strategy, generator,
+                               finite=True)
             del score
             stats.dropped.append(drop.count_nonzero())
             stats.valid.append(valid_count(valid))

@@ -65,7 +65,7 @@ def test_cpu_masked_attention_matches_scaled_dot_product_attention():
                for n in (t, s, s))
     allowed = torch.rand(b, h, t, s) < 0.6
     allowed[..., 0] = True
-    out = _CpuMaskedAttention.apply(q, k, v, allowed, 0.5)
+    out = _CpuMaskedAttention.apply(q, k, v, ~allowed, 0.5)
     grads = torch.autograd.grad(out.square().sum(), (q, k, v))
     q2, k2, v2 = (x.detach().clone().requires_grad_() for x in (q, k, v))
     ref = F.scaled_dot_product_attention(q2, k2, v2, attn_mask=allowed, scale=0.5)
@@ -74,13 +74,13 @@ def test_cpu_masked_attention_matches_scaled_dot_product_attention():
     for a, r in zip(grads, ref_grads):
         assert (a - r).abs().max() < 1e-5
     # the dispatcher takes the same function on CPU without dropout
-    assert (masked_attention(q, k, v, allowed, 0.0, 0.5) - ref).abs().max() < 1e-5
+    assert (masked_attention(q, k, v, ~allowed, 0.0, 0.5) - ref).abs().max() < 1e-5
 
 
 def test_additive_mask_is_zero_where_allowed_and_exponentiates_to_zero_elsewhere():
-    allowed = torch.tensor([True, False, True])
+    blocked = torch.tensor([False, True, False])
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        mask = additive_mask(allowed, dtype)
+        mask = additive_mask(blocked, dtype)
         assert mask.dtype == dtype and mask[0] == 0 and mask[2] == 0
         assert mask[1] == torch.finfo(dtype).min
         logits = torch.tensor([3.0, 80.0, -2.0]) + mask.float()
