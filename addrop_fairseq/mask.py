@@ -109,16 +109,14 @@ def _drop_compact(
 ) -> torch.Tensor:
     """[B, H, T, K] bool: each region key dropped with probability q (Eq. 7); a row that would
     lose every valid key keeps the dropped key that came closest to surviving."""
-    bits = _random_int32(positions.shape, generator, positions.device)
-    # P(bits < threshold) = round(q * 2^32) / 2^32
-    threshold = round(q * 2**32) - 2**31
-    drop = member & (bits < threshold) if threshold < 2**31 else member.clone()
+    u = torch.rand(positions.shape, generator=generator, device=positions.device)
+    drop = member & (u < q)
     # a row can only empty when its region holds all its valid keys (k = n)
     n = unexpanded(valid).sum(-1, dtype=torch.int32)  # [B, 1 or H, T]
     emptied = (drop.sum(-1, dtype=torch.int32) == n) & (n > 0)
     # done unconditionally (asking whether any row emptied would stall a GPU). In an emptied
-    # row every member is dropped; members rank above the spare slots by 2^30
-    closest = (bits >> 2).add_(member.to(torch.int32).mul_(2**30)).argmax(-1, keepdim=True)
+    # row every member is dropped; u + 1 >= 1 ranks members above the spare slots (0)
+    closest = u.add_(1).mul_(member).argmax(-1, keepdim=True)
     kept = drop.gather(-1, closest) & ~emptied.unsqueeze(-1)
     return drop.scatter_(-1, closest, kept)
 
