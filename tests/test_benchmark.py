@@ -64,3 +64,11 @@ def test_sequence_length_sweep_holds_tokens_and_reports_time_and_memory(tmp_path
     markdown = (tmp_path / "sweep.md").read_text()
     assert "| 4 x 4 |" in markdown and "| 8 x 2 |" in markdown
     assert "ga-all step peak" in markdown
+
+
+def test_profile_attention_script_prints_every_part():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_attention.py"),
+                             "--shapes", "2x8", "--reps", "1"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 2x8 |" in result.stdout and "record GA" in result.stdout
