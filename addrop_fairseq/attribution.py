@@ -20,6 +20,15 @@ def gradient_attribution(target: torch.Tensor, probs: Sequence[torch.Tensor]) ->
     return list(torch.autograd.grad(target, list(probs)))
 
 
+def output_gradient_attribution(grad_output: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """GA from the fused attention's output: O = A V, so dF/dA = (dF/dO) V^T.
+
+    ``grad_output`` [B, H, T, D] is dF/dO, ``value`` [B, H, S, D]; returns [B, H, T, S]. One
+    batched product per layer, instead of materialising and saving A in the first pass.
+    """
+    return grad_output @ value.detach().transpose(-1, -2)
+
+
 def integrated_gradients(
     probs: Sequence[torch.Tensor],
     gradient_at: Callable[[float], Sequence[torch.Tensor]],

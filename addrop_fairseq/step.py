@@ -13,8 +13,13 @@ from typing import Any, Callable, List, Optional
 import torch
 
 from .attention import AddropMultiheadAttention, attention_mode
-from .attribution import attention_attribution, gradient_attribution, integrated_gradients
-from .mask import addrop_mask
+from .attribution import (
+    attention_attribution,
+    gradient_attribution,
+    integrated_gradients,
+    output_gradient_attribution,
+)
+from .mask import addrop_mask, unexpanded
 
 
 @dataclass
@@ -59,14 +64,17 @@ def addrop_forward(
         scores = [None] * len(modules)  # a random region needs no first pass
     else:
         needs_grad = settings.attribution == "ga"
-        with torch.set_grad_enabled(needs_grad), attention_mode(modules, "record"):
+        # GA's pass records what dF/dA needs, on the fused attention wherever it can
+        mode = "gradient" if needs_grad else "record"
+        with torch.set_grad_enabled(needs_grad), attention_mode(modules, mode):
             if settings.attribution == "aa":
                 first = _forward_until_recorded(modules, attribution_forward)
             else:
                 first = attribution_forward()
         probs = [m.recorded for m in modules]
+        outputs = [m.recorded_output for m in modules]
         for m in modules:
-            m.recorded = None
+            m.recorded, m.recorded_output = None, None
         if settings.attribution == "aa":
             del first
             scores = attention_attribution(probs)
@@ -76,7 +84,7 @@ def addrop_forward(
                 target = target_of(first)
                 # the output (tokens x vocabulary logits) is not needed by the backward: free it
                 del first
-                scores = gradient_attribution(target, probs)
+                scores = gradient_scores(target, probs, outputs)
                 del target
             else:
                 del first
@@ -85,23 +93,49 @@ def addrop_forward(
                     lambda alpha: _gradient_at(modules, attribution_forward, target_of, probs, alpha),
                     settings.iga_steps,
                 )
-        del probs
+        del probs, outputs
         finite = torch.stack([s.isfinite().all() for s in scores]).all()
         if not bool(finite):
             # a NaN/inf gradient (e.g. fp16 overflow) would give a meaningless region: plain step
             stats.fallback = 1
             return forward(), stats
 
-    def drop_fn(score):
+    def drop_fn(index):
         def make_drop(valid):
-            drop = addrop_mask(score, valid, settings.p, settings.q, settings.strategy, generator)
-            stats.dropped.append(drop.sum())
-            stats.valid.append(valid.expand_as(drop).sum())
+            score = scores[index]
+            if score is None and settings.attribution != "rd" and settings.strategy != "random":
+                raise RuntimeError("an AD-DROP attention module ran twice in one pass")
+            # each layer's scores are freed as soon as its mask exists, not at the pass's end
+            scores[index] = None
+            # scores reaching here passed the finite check above
+            drop = addrop_mask(score, valid, settings.p, settings.q, settings.strategy, generator,
+                               finite=True)
+            del score
+            stats.dropped.append(drop.count_nonzero())
+            stats.valid.append(valid_count(valid))
             return drop
         return make_drop
 
-    with attention_mode(modules, "apply", drop_fns=[drop_fn(s) for s in scores]):
+    with attention_mode(modules, "apply", drop_fns=[drop_fn(i) for i in range(len(modules))]):
         return forward(), stats
+
+
+def gradient_scores(target: torch.Tensor, probs, outputs) -> List[torch.Tensor]:
+    """GA for every module in one backward: dF/dA from the recorded probabilities, or
+    (dF/dO) V^T from the fused attention's recorded output."""
+    inputs = [p if o is None else o[0] for p, o in zip(probs, outputs)]
+    grads = gradient_attribution(target, inputs)
+    return [g if o is None else output_gradient_attribution(g, o[1])
+            for g, o in zip(grads, outputs)]
+
+
+def valid_count(valid: torch.Tensor) -> torch.Tensor:
+    """Number of True entries, summed once per broadcast copy rather than over the copies."""
+    copies = 1
+    for size, stride in zip(valid.shape, valid.stride()):
+        if stride == 0 and size > 1:
+            copies *= size
+    return unexpanded(valid).count_nonzero() * copies
 
 
 def _gradient_at(modules, forward, target_of, probs, alpha: float) -> List[torch.Tensor]:

@@ -27,6 +27,11 @@ interpreter, the profiler's own buffers).
 
     python scripts/benchmark.py --preset cpu --output /tmp/bench-cpu
     python scripts/benchmark.py --preset base --device cuda --dtype bf16 --output bench-base
+
+Sequence-length sweep at constant tokens per batch (one model and batch per length):
+
+    python scripts/benchmark.py --preset cpu --sweep 32,64,128,256,512 --sweep-tokens 512 \
+        --variants plain,ga-all,rd,official-ga-all --threads 1 --clock cpu --output /tmp/sweep
 """
 from __future__ import annotations
 
@@ -507,6 +512,11 @@ def parse_args(argv=None):
                         help="comma-separated variant names (plain is always included)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sweep", default=None, metavar="L1,L2,...",
+                        help="sequence-length sweep: one model and batch per length L, with "
+                             "--sweep-tokens // L sentences (e.g. 32,64,128,256,512)")
+    parser.add_argument("--sweep-tokens", type=int, default=512,
+                        help="tokens per batch held constant over --sweep (default 512)")
     parser.add_argument("--output", type=Path, default=None,
                         help="writes OUTPUT.md and OUTPUT.json (suffix, if any, is replaced)")
     args = parser.parse_args(argv)
@@ -525,6 +535,14 @@ def parse_args(argv=None):
         parser.error(f"--reps {args.reps} must be >= 1")
     if args.embed_dim % args.heads:
         parser.error(f"--embed-dim {args.embed_dim} is not divisible by --heads {args.heads}")
+    args.sweep_lengths = []
+    if args.sweep:
+        try:
+            args.sweep_lengths = [int(v) for v in args.sweep.split(",") if v.strip()]
+        except ValueError:
+            parser.error(f"--sweep {args.sweep!r}: expected comma-separated lengths")
+        if not args.sweep_lengths or min(args.sweep_lengths) < 2:
+            parser.error(f"--sweep {args.sweep!r}: lengths must be >= 2")
     known = [v.name for v in variants(args.iga_steps)]
     if args.variants != "all":
         chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -537,13 +555,9 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    # fairseq's and hydra's start-up chatter (deprecations, INFO logs) would bury the table
-    warnings.filterwarnings("ignore")
-    logging.basicConfig(level=logging.WARNING, force=True)
+def measure(args) -> dict:
+    """Times (and unless --no-memory, measures the memory of) every selected variant on one
+    model and batch; returns the result dictionary the JSON report holds."""
     bench = build(args)
     selected = [v for v in variants(args.iga_steps) if v.name in args.variant_names]
     tokens = int(bench.sample["ntokens"])
@@ -566,37 +580,92 @@ def main(argv=None) -> dict:
               f"{1000 * clocks[args.clock]['plain'][-1]:.1f} ms ({args.clock})", flush=True)
     times = clocks[args.clock]
     memory = {} if args.no_memory else measure_memory(bench, selected)
-
     rows = summarize(times, memory, selected)
-    config = {k: v for k, v in vars(args).items() if k not in ("output", "variant_names")}
-    result = {"config": config, "machine": machine(), "target_tokens": tokens,
-              "memory_measure": memory_note(args.device), "rows": rows,
-              "clock": args.clock,
-              "times_ms": {clock: {k: [1000 * t for t in v] for k, v in per.items()}
-                           for clock, per in clocks.items()}}
-    table = markdown_table(rows)
+    config = {k: v for k, v in vars(args).items()
+              if k not in ("output", "variant_names", "sweep_lengths")}
+    return {"config": config, "machine": machine(), "target_tokens": tokens,
+            "memory_measure": memory_note(args.device), "rows": rows, "clock": args.clock,
+            "times_ms": {clock: {k: [1000 * t for t in v] for k, v in per.items()}
+                         for clock, per in clocks.items()}}
+
+
+def sweep_table(results: List[dict]) -> str:
+    """One line per sequence length: time and step peak memory of each variant against plain."""
+    names = [row["variant"] for row in results[0]["rows"] if row["variant"] != "plain"]
+    head = ("| L x B | target tokens | plain ms | "
+            + " | ".join(f"{n} time" for n in names) + " | "
+            + " | ".join(f"{n} step peak" for n in names) + " |")
+    lines = [head, "|" + "---|" * (3 + 2 * len(names))]
+    for result in results:
+        config, rows = result["config"], {row["variant"]: row for row in result["rows"]}
+        cells = [f"{config['seq_len']} x {config['batch_size']}", str(result["target_tokens"]),
+                 f"{rows['plain']['median_ms']:.1f}"]
+        cells += [f"{rows[n]['time_ratio']:.2f}x" for n in names]
+        cells += [f"{rows[n]['step_memory_ratio']:.2f}x" if "step_memory_ratio" in rows[n]
+                  else "-" for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(args, argv, text: str, result) -> None:
+    base = args.output
+    if base.suffix in (".md", ".json"):
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    command = "python scripts/benchmark.py " + " ".join(
+        sys.argv[1:] if argv is None else map(str, argv))
+    first = result[0] if isinstance(result, list) else result
+    info = first["machine"]
+    Path(f"{base}.md").write_text(
+        f"# AD-DROP step cost\n\nCommand: `{command}`\n\n"
+        f"Machine: {info.get('cpu')}, {info.get('gpu', 'no GPU')}; torch {info['torch']}, "
+        f"{info['threads']} threads; {args.device} {args.dtype}.\n\n{text}\n\n"
+        f"Memory: {first['memory_measure']}\n", encoding="utf-8")
+    Path(f"{base}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print(f"\nwrote {base}.md and {base}.json")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # fairseq's and hydra's start-up chatter (deprecations, INFO logs) would bury the table
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, force=True)
+    if args.sweep_lengths:
+        results = []
+        for length in args.sweep_lengths:
+            args.seq_len, args.batch_size = length, max(1, args.sweep_tokens // length)
+            results.append(measure(args))
+            print()
+            print(markdown_table(results[-1]["rows"]), flush=True)
+        table = sweep_table(results)
+        print()
+        print(table)
+        if args.output is not None:
+            text = (f"Model: {args.embed_dim}d, ffn {args.ffn_dim}, {args.heads} heads, "
+                    f"{args.encoder_layers}+{args.decoder_layers} layers, vocab {args.vocab}; "
+                    f"sequence-length sweep at {args.sweep_tokens} tokens per batch (batch = "
+                    f"{args.sweep_tokens} // L sentences of 3L/4 to L tokens); p={args.p}, "
+                    f"q={args.q}; {args.reps} interleaved repetitions, medians of "
+                    f"{'wall-clock' if args.clock == 'wall' else 'process CPU'} time; time and "
+                    f"step peak memory relative to plain.\n\n{table}\n\n"
+                    + "\n\n".join(f"### {r['config']['seq_len']} x {r['config']['batch_size']}"
+                                    f"\n\n{markdown_table(r['rows'])}" for r in results))
+            write_report(args, argv, text, results)
+        return results
+    result = measure(args)
+    table = markdown_table(result["rows"])
     print()
     print(table)
     if args.output is not None:
-        base = args.output
-        if base.suffix in (".md", ".json"):
-            base = base.with_suffix("")
-        base.parent.mkdir(parents=True, exist_ok=True)
-        command = "python scripts/benchmark.py " + " ".join(
-            sys.argv[1:] if argv is None else map(str, argv))
-        info = result["machine"]
-        Path(f"{base}.md").write_text(
-            f"# AD-DROP step cost\n\nCommand: `{command}`\n\n"
-            f"Machine: {info.get('cpu')}, {info.get('gpu', 'no GPU')}; torch {info['torch']}, "
-            f"{info['threads']} threads; {args.device} {args.dtype}.\n\n"
-            f"Model: {args.embed_dim}d, ffn {args.ffn_dim}, {args.heads} heads, "
-            f"{args.encoder_layers}+{args.decoder_layers} layers, vocab {args.vocab}; batch "
-            f"{args.batch_size} sentences of <= {args.seq_len} tokens ({tokens} target tokens); "
-            f"p={args.p}, q={args.q}; {args.reps} interleaved repetitions, medians of "
-            f"{'wall-clock' if args.clock == 'wall' else 'process CPU'} time.\n\n"
-            f"{table}\n\nMemory: {result['memory_measure']}\n", encoding="utf-8")
-        Path(f"{base}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-        print(f"\nwrote {base}.md and {base}.json")
+        tokens = result["target_tokens"]
+        text = (f"Model: {args.embed_dim}d, ffn {args.ffn_dim}, {args.heads} heads, "
+                f"{args.encoder_layers}+{args.decoder_layers} layers, vocab {args.vocab}; batch "
+                f"{args.batch_size} sentences of <= {args.seq_len} tokens ({tokens} target "
+                f"tokens); p={args.p}, q={args.q}; {args.reps} interleaved repetitions, medians of "
+                f"{'wall-clock' if args.clock == 'wall' else 'process CPU'} time.\n\n{table}")
+        write_report(args, argv, text, result)
     return result
 
 

@@ -49,3 +49,26 @@ def test_unknown_variant_is_a_one_line_error_naming_it():
     result = run_benchmark(*TINY, "--variants", "ga-all,gaa-all")
     assert result.returncode == 2
     assert "'gaa-all'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_sequence_length_sweep_holds_tokens_and_reports_time_and_memory(tmp_path):
+    result = run_benchmark(*TINY, "--sweep", "4,8", "--sweep-tokens", "16",
+                           "--variants", "ga-all,rd", "--output", str(tmp_path / "sweep"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(r["config"]["seq_len"], r["config"]["batch_size"]) for r in report] == [(4, 4), (8, 2)]
+    for r in report:
+        rows = {row["variant"]: row for row in r["rows"]}
+        assert list(rows) == ["plain", "ga-all", "rd"]
+        assert all(math.isfinite(row["step_memory_ratio"]) for row in rows.values())
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "| 4 x 4 |" in markdown and "| 8 x 2 |" in markdown
+    assert "ga-all step peak" in markdown
+
+
+def test_profile_attention_script_prints_every_part():
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_attention.py"),
+                             "--shapes", "2x8", "--reps", "1"], cwd=REPO, capture_output=True,
+                            text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 2x8 |" in result.stdout and "record GA" in result.stdout
