@@ -44,7 +44,7 @@ def test_quickstart_prints_one_line_a_stage_and_an_epoch_then_bleu(tmp_path):
     # the whole of what the tools printed is kept
     train_log = (work / "train.log").read_text()
     assert "AddropTransformerModel(" in train_log and "epoch 002: AD-DROP on" in train_log
-    assert "Wrote preprocessed data" in (work / "prepare.log").read_text()
+    assert "train: 4056 pairs" in (work / "prepare.log").read_text()
     assert "Translated 300 sentences" in (work / "translate.log").read_text()
     translations = (work / "generate.test.txt").read_text()
     assert "Generate test with beam=4: BLEU" in translations
