@@ -100,6 +100,7 @@ def test_compare_runs_arms_and_seeds_survives_a_kill_and_records_failures(tmp_pa
             )
             assert record["best"]["valid_metric"] == max(e["valid_metric"] for e in epochs)
             assert 0 <= record["test_metric"] <= 100 and record["wall_s"] > 0
+            assert record["code"] and len(record["code"].split("+")[0]) == 40  # the commit
             assert not (out / "runs" / arm / f"seed{seed}" / "checkpoints").exists()
     assert [e["addrop"] for e in by_key[("ga", 1)]["epochs"]] == [0, 1, 0]
     assert by_key[("ga", 1)]["epochs"][1]["addrop_drop"] > 0

@@ -113,6 +113,21 @@ def _die_with_parent():
         _PRCTL(1, signal.SIGTERM)
 
 
+def code_version() -> str | None:
+    """The commit of the plugin's checkout that ran (``+dirty`` with uncommitted changes to it),
+    so a record says which code made it; None outside a git checkout."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
+                                "addrop_fairseq", "scripts"], capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("+dirty" if dirty else "")) or None
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -285,6 +300,7 @@ class Comparison:
         walls = [e.get("train_wall") for e in record["epochs"] if e.get("train_wall") is not None]
         record["train_wall_s"] = walls[-1] if walls else None
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        record["code"] = code_version()
         return record
 
     def _append(self, record: dict) -> None:
