@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 
+import warnings
+
 import numpy as np
 
 from ..errors import AddropError
@@ -87,7 +89,8 @@ def epoch_means(runs_by_arm: dict[str, list[dict]]) -> dict:
         entry = {}
         for field in ("train_loss", "trainset_loss", "valid_loss", "valid_metric", "addrop_drop"):
             epochs, values = epoch_matrix(runs, field)
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # an epoch no seed logged a field for is nan
+                warnings.simplefilter("ignore", RuntimeWarning)
                 means = np.nanmean(values, axis=0) if values.size else values
             entry["epochs"] = epochs.tolist()
             entry[field] = [None if not np.isfinite(v) else round(float(v), 4) for v in means]
