@@ -52,6 +52,30 @@ def _band(ax, runs, field, label, color, style="-"):
     return epochs, mean, low, high
 
 
+def _draw_bands(axes, runs_by_arm: dict[str, list[dict]], lines_of) -> dict:
+    """One colour per arm (by its place, so an arm keeps its colour as others finish); for each
+    arm, ``lines_of(arm, runs)`` names its lines as (panel, runs, field, label, style)."""
+    colors = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = {}
+    for index, (arm, runs) in enumerate(runs_by_arm.items()):
+        if not runs:
+            continue
+        for panel, source, field, label, style in lines_of(arm, runs):
+            series = _band(axes[panel], source, field, label, colors[index % len(colors)], style)
+            if series is not None:
+                drawn[(panel, arm, field)] = series
+    return drawn
+
+
+def _save(fig, path: Path, title: str = "") -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    _pyplot().close(fig)
+
+
 def plot_curves(
     runs_by_arm: dict[str, list[dict]], metric: str, path: Path, title: str = ""
 ) -> dict:
@@ -61,14 +85,9 @@ def plot_curves(
     (``valid_on_train``), else the logged training loss (masked in AD-DROP epochs).
     Returns what was drawn: {(panel, arm, field): (epochs, mean, low, high)}.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), dpi=90)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    drawn = {}
-    for index, (arm, runs) in enumerate(runs_by_arm.items()):
-        if not runs:
-            continue
-        color = colors[index % len(colors)]
+    fig, axes = _pyplot().subplots(1, 3, figsize=(13, 3.6), dpi=90)
+
+    def lines_of(arm, runs):
         has_trainset = any(e.get("trainset_loss") is not None for r in runs for e in r["epochs"])
         train_field = "trainset_loss" if has_trainset else "train_loss"
         gap_runs = [
@@ -81,15 +100,14 @@ def plot_curves(
             }
             for r in runs
         ]
-        for panel, source, field, label, style in (
+        return (
             (0, runs, "valid_metric", arm, "-"),
             (1, runs, train_field, f"{arm} train", "--"),
             (1, runs, "valid_loss", f"{arm} dev", "-"),
             (2, gap_runs, "gap", arm, "-"),
-        ):
-            series = _band(axes[panel], source, field, label, color, style)
-            if series is not None:
-                drawn[(panel, arm, field)] = series
+        )
+
+    drawn = _draw_bands(axes, runs_by_arm, lines_of)
     axes[0].set_title(f"dev {metric}")
     axes[1].set_title("loss (dashed: train, solid: dev)")
     axes[2].set_title("dev loss - train loss")
@@ -97,12 +115,7 @@ def plot_curves(
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path, title)
     return drawn
 
 
@@ -136,10 +149,7 @@ def plot_heatmap(
                 ax.text(j, i, f"{grid[i, j]:+.2f}", ha="center", va="center", fontsize=8)
     fig.colorbar(image, ax=ax)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path)
     return grid
 
 
@@ -151,20 +161,16 @@ def plot_loss_panels(runs_by_arm: dict[str, list[dict]], path: Path, title: str 
     (``valid_on_train``, solid), and the logged training loss (masked in AD-DROP epochs, dashed).
     Returns what was drawn: {(panel, arm, field): (epochs, mean, low, high)}.
     """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    drawn = {}
-    for index, (arm, runs) in enumerate(runs_by_arm.items()):
-        if not runs:
-            continue
-        color = colors[index % len(colors)]
-        for panel, field, label, style in ((0, "trainset_loss", arm, "-"),
-                                           (0, "train_loss", f"{arm} (logged)", "--"),
-                                           (1, "valid_loss", arm, "-")):
-            series = _band(axes[panel], runs, field, label, color, style)
-            if series is not None:
-                drawn[(panel, arm, field)] = series
+    fig, axes = _pyplot().subplots(1, 2, figsize=(10, 3.8), dpi=90)
+    drawn = _draw_bands(
+        axes,
+        runs_by_arm,
+        lambda arm, runs: (
+            (0, runs, "trainset_loss", arm, "-"),
+            (0, runs, "train_loss", f"{arm} (logged)", "--"),
+            (1, runs, "valid_loss", arm, "-"),
+        ),
+    )
     axes[0].set_title("training loss (solid: training split unmasked; dashed: logged)", fontsize=9)
     axes[1].set_title("dev loss", fontsize=9)
     from matplotlib.ticker import MaxNLocator
@@ -175,10 +181,5 @@ def plot_loss_panels(runs_by_arm: dict[str, list[dict]], path: Path, title: str 
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save(fig, path, title)
     return drawn
