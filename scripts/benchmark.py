@@ -517,6 +517,10 @@ def parse_args(argv=None):
                              "--sweep-tokens // L sentences (e.g. 32,64,128,256,512)")
     parser.add_argument("--sweep-tokens", type=int, default=512,
                         help="tokens per batch held constant over --sweep (default 512)")
+    parser.add_argument("--free-masks", action="store_true",
+                        help="diagnostic: AD-DROP's mask is an all-False one made at no cost "
+                             "(the attribution pass, the second pass and its masked kernel are "
+                             "unchanged): the floor that no faster mask could go below")
     parser.add_argument("--output", type=Path, default=None,
                         help="writes OUTPUT.md and OUTPUT.json (suffix, if any, is replaced)")
     args = parser.parse_args(argv)
@@ -625,8 +629,21 @@ def write_report(args, argv, text: str, result) -> None:
     print(f"\nwrote {base}.md and {base}.json")
 
 
+def free_masks() -> None:
+    """Replaces the candidate region and drop sampling by an empty mask (for --free-masks)."""
+    from addrop_fairseq import step
+
+    def empty_mask(scores, valid, *args, **kwargs):
+        shape = valid.shape if scores is None else torch.broadcast_shapes(valid.shape, scores.shape)
+        return torch.zeros(shape, dtype=torch.bool, device=valid.device)
+
+    step.addrop_mask = empty_mask
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.free_masks:
+        free_masks()
     if args.threads:
         torch.set_num_threads(args.threads)
     # fairseq's and hydra's start-up chatter (deprecations, INFO logs) would bury the table

@@ -72,3 +72,24 @@ def test_profile_attention_script_prints_every_part():
                             text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| 2x8 |" in result.stdout and "record GA" in result.stdout
+
+
+def test_free_masks_makes_every_mask_empty_and_keeps_its_shape(monkeypatch):
+    import importlib.util
+
+    import torch
+
+    from addrop_fairseq import step
+
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, benchmark)  # its dataclasses look it up
+    spec.loader.exec_module(benchmark)
+    monkeypatch.setattr(step, "addrop_mask", step.addrop_mask)  # restored after the test
+    benchmark.free_masks()
+    valid = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    scores = torch.randn(2, 3, 5, 5)
+    ga = step.addrop_mask(scores, valid, 0.3, 0.3, "high", None, finite=True)
+    rd = step.addrop_mask(None, valid.expand(2, 3, 5, 5), 0.3, 0.3)
+    assert ga.shape == rd.shape == (2, 3, 5, 5) and ga.dtype == torch.bool
+    assert not ga.any() and not rd.any()
