@@ -16,7 +16,9 @@ import ctypes
 import ctypes.util
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -64,6 +66,35 @@ def check_dest(dest: Path, force: bool) -> None:
 
 
 @contextlib.contextmanager
+def _interruption_seen() -> Iterator:
+    """Yields a function telling whether a Ctrl-C (SIGINT) arrived meanwhile.
+
+    The KeyboardInterrupt that Python raises for it can land anywhere, and some places swallow
+    it: a library's bare ``except:`` around an optional import, a finaliser (where Python only
+    prints it). The script then ran on to the end and exited 0, having committed its output
+    after the user asked it to stop. The handler records the signal before raising, so the
+    commit can refuse."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (
+            signal.SIG_IGN, None):
+        yield lambda: False  # signals are the main thread's; an ignored SIGINT stays ignored
+        return
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def staged_dest(dest, force: bool) -> Iterator[Path]:
     """Yields the directory to write into; on success it becomes ``dest``, on any error or
     interruption it is deleted and ``dest`` is left as it was."""
@@ -72,19 +103,22 @@ def staged_dest(dest, force: bool) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
-    try:
-        yield staging
-        check_dest(dest, force)  # another process may have written it meanwhile
-        if dest.is_dir() and any(dest.iterdir()):
-            if _exchange(staging, dest):
-                shutil.rmtree(staging)  # now the old directory
-                return
-            old = staging.with_name(staging.name + ".old")
-            os.rename(dest, old)
-            os.rename(staging, dest)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, dest)  # rename(2) replaces an empty directory atomically
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with _interruption_seen() as interrupted:
+        try:
+            yield staging
+            if interrupted():  # a KeyboardInterrupt swallowed on the way: still not committed
+                raise KeyboardInterrupt
+            check_dest(dest, force)  # another process may have written it meanwhile
+            if dest.is_dir() and any(dest.iterdir()):
+                if _exchange(staging, dest):
+                    shutil.rmtree(staging)  # now the old directory
+                    return
+                old = staging.with_name(staging.name + ".old")
+                os.rename(dest, old)
+                os.rename(staging, dest)
+                shutil.rmtree(old)
+            else:
+                os.replace(staging, dest)  # rename(2) replaces an empty directory atomically
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
