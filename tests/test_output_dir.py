@@ -23,10 +23,14 @@ def test_a_finished_write_replaces_the_old_directory_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left
 
 
-def test_a_ctrl_c_swallowed_inside_the_write_still_stops_the_commit(tmp_path):
+def test_a_ctrl_c_swallowed_inside_the_write_still_stops_the_commit(tmp_path, request):
     dest = tmp_path / "out"
     _previous(dest)
-    handler = signal.getsignal(signal.SIGINT)
+    # Python's own handler, as in a script started from a terminal (a suite run in the
+    # background by a non-interactive shell inherits an ignored SIGINT instead)
+    handler = signal.default_int_handler
+    saved = signal.signal(signal.SIGINT, handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, saved))
     with pytest.raises(KeyboardInterrupt):
         with staged_dest(dest, force=True) as staging:
             (staging / "new.txt").write_text("new\n")

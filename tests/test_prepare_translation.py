@@ -132,7 +132,10 @@ def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp
             [sys.executable, "scripts/prepare_translation.py", "-s", "en", "-t", "ro", "--corpus",
              str(corpus), "--valid-size", "20", "--test-size", "20", "--vocab-size", "800",
              "--workers", "1", "--dest", str(dest), "--force"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # a test suite started in the background by a non-interactive shell inherits an
+            # ignored SIGINT, and so would the script: Ctrl-C must mean Ctrl-C here
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for line in process.stdout:
             if line.startswith("train:"):  # the splits are written; sentencepiece is next
                 process.send_signal(sig)
