@@ -80,13 +80,10 @@ def welch_difference(a, b, confidence: float = 0.95) -> Unpaired:
     mean = float(a.mean() - b.mean())
     if a.size < 2 or b.size < 2:
         return Unpaired(int(a.size), int(b.size), mean, math.nan, math.nan)
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.var() == 0 and b.var() == 0:  # scipy's interval is nan without any spread
         return Unpaired(int(a.size), int(b.size), mean, mean, mean)
-    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
-    return Unpaired(int(a.size), int(b.size), mean, mean - half, mean + half)
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+    return Unpaired(int(a.size), int(b.size), mean, float(interval.low), float(interval.high))
 
 
 def loss_gap(epoch: dict):
