@@ -4,6 +4,7 @@ the ones docs/results.md names, gives fairseq-train commands that fairseq's own 
 A typo in a spec costs hours: a sweep starts, and every run of the misspelt arm fails. Here each
 arm's command, exactly as the runner builds it, goes through fairseq's option parser (with the
 plugin's task, criterion and architecture registered) without training anything."""
+
 import pytest
 
 from analysis_fixtures import REPO
@@ -13,8 +14,10 @@ from addrop_fairseq.experiment.runner import Comparison
 from addrop_fairseq.experiment.spec import load_spec
 
 SPECS = sorted(REPO.glob("examples/*/compare/*.yaml"))
-PRIOR_BASES = ["examples/ner/compare/ner200.yaml",
-               "examples/translation/compare/libreoffice-en-ro.yaml"]
+PRIOR_BASES = [
+    "examples/ner/compare/ner200.yaml",
+    "examples/translation/compare/libreoffice-en-ro.yaml",
+]
 
 
 def _parse(command: list[str]):
@@ -36,11 +39,15 @@ def _commands(spec, tmp_path):
 
 def test_the_specs_docs_results_names_are_all_here():
     names = {p.relative_to(REPO).as_posix() for p in SPECS}
-    assert {"examples/ner/compare/ner200.yaml", "examples/ner/compare/ner1000.yaml",
-            "examples/ner/compare/ner200-grid.yaml", "examples/ner/compare/plain-gap.yaml",
-            "examples/ner/compare/prior-low-target.yaml",
-            "examples/translation/compare/libreoffice-en-ro.yaml",
-            "examples/translation/compare/libreoffice-tr-en.yaml"} <= names
+    assert {
+        "examples/ner/compare/ner200.yaml",
+        "examples/ner/compare/ner1000.yaml",
+        "examples/ner/compare/ner200-grid.yaml",
+        "examples/ner/compare/plain-gap.yaml",
+        "examples/ner/compare/prior-low-target.yaml",
+        "examples/translation/compare/libreoffice-en-ro.yaml",
+        "examples/translation/compare/libreoffice-tr-en.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
@@ -63,8 +70,11 @@ def test_the_prior_experiment_arms_parse_with_the_values_they_mean(base, tmp_pat
     assert parsed["none"].addrop_schedule == "off"
     for name in ("random", "low", "high"):
         args = parsed[name]
-        assert (args.addrop_schedule, args.addrop_target, args.addrop_strategy) == \
-               ("always", "gold", name)
+        assert (args.addrop_schedule, args.addrop_target, args.addrop_strategy) == (
+            "always",
+            "gold",
+            name,
+        )
         assert str(args.addrop_layers) == "0"
     assert (parsed["high"].addrop_p, parsed["high"].addrop_q) == (0.3, 1.0)
     assert (parsed["low"].addrop_p, parsed["low"].addrop_q) == (0.3, 1.0)
