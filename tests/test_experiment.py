@@ -52,6 +52,23 @@ def test_welch_difference_matches_a_hand_computation():
     assert math.isnan(stats.welch_difference([], [2.0]).mean)
 
 
+def test_masked_minus_unmasked_averages_each_phase_by_hand():
+    record = {
+        "epochs": [
+            {"epoch": 1, "addrop": 0.0, "train_loss": 3.0, "trainset_loss": 2.5},
+            {"epoch": 2, "addrop": 1.0, "train_loss": 2.8, "trainset_loss": 2.0},
+            {"epoch": 3, "addrop": 0.0, "train_loss": 2.1, "trainset_loss": 1.9},
+            {"epoch": 4, "addrop": 1.0, "train_loss": 2.0, "trainset_loss": 1.6},
+            {"epoch": 5, "addrop": 1.0, "train_loss": 1.9},  # no training-split pass: left out
+        ]
+    }
+    masked, n = stats.masked_minus_unmasked(record, addrop_epochs=True)
+    assert n == 2 and masked == pytest.approx((0.8 + 0.4) / 2)
+    plain, n = stats.masked_minus_unmasked(record, addrop_epochs=False)
+    assert n == 2 and plain == pytest.approx((0.5 + 0.2) / 2)
+    assert stats.masked_minus_unmasked({"epochs": record["epochs"][:1]}, True) == (None, 0)
+
+
 def test_grid_expands_into_named_arms():
     arms = expand_grid({"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.3]})
     assert [a.name for a in arms] == ["p0.1-q0.3", "p0.5-q0.3"]
@@ -184,6 +201,8 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
         "| p0.1-q0.9 | 3 | +2.00 [2.00, 2.00] | +4.00 [4.00, 4.00] | 3/0/0 | 2.00x / 3.00x |"
         in summary
     )
+    # no epoch is marked AD-DROP in these records; every epoch's 2/e - 0.5/e, averaged: 0.5 * 11/6
+    assert "| plain | n/a | 0.917 +- 0.000 |" in summary
     assert "| p0.1-q0.3 | 2 |" in summary and "- p0.1-q0.3 seed 3: boom" in summary
     assert "999" not in summary
     for name in ("curves.png", "heatmap_dev.png", "heatmap_test.png"):

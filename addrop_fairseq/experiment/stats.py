@@ -95,6 +95,24 @@ def loss_gap(epoch: dict):
     return epoch["valid_loss"] - train
 
 
+def masked_minus_unmasked(record: dict, addrop_epochs: bool) -> tuple[float | None, int]:
+    """Mean over a run's AD-DROP epochs (or its plain ones) of the logged training loss minus the
+    unmasked training-split loss after the same epoch, and the number of epochs averaged.
+
+    In an AD-DROP epoch the logged loss is the masked second pass's. Dropping the keys the target
+    depends on most should make that loss higher than dropping the same number at random (RD);
+    a lower one would mean the mask carries information about the targets (see docs/results.md).
+    None where the run has no such epoch or was trained without ``valid_on_train``."""
+    gaps = [
+        e["train_loss"] - e["trainset_loss"]
+        for e in record.get("epochs", [])
+        if bool(e.get("addrop")) == addrop_epochs
+        and e.get("train_loss") is not None
+        and e.get("trainset_loss") is not None
+    ]
+    return (sum(gaps) / len(gaps) if gaps else None), len(gaps)
+
+
 def _ratio(value: float, base: float) -> str:
     return "n/a" if not base or math.isnan(value) or math.isnan(base) else f"{value / base:.2f}x"
 
@@ -103,11 +121,11 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _mean_pm(values) -> str:
+def _mean_pm(values, digits: int = 2) -> str:
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "n/a"
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} +- {std:.2f}"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} +- {std:.{digits}f}"
 
 
 def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
@@ -196,6 +214,23 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
                     f"| {_fmt(r['best'].get('valid_metric'))} | {_fmt(r.get('test_metric'))} "
                     f"| {r['wall_s'] / 60:.1f} / {_fmt((r.get('train_cpu_s') or math.nan) / 60, 1)} min |"
                 )
+    if any(e.get("trainset_loss") is not None for r in records for e in r.get("epochs", [])):
+        lines += [
+            "",
+            "Logged training loss minus the unmasked training-split loss after the same epoch, mean "
+            "over the AD-DROP epochs and over the plain epochs (in an AD-DROP epoch the logged loss "
+            "is the masked pass's):",
+            "",
+            "| arm | AD-DROP epochs | plain epochs |",
+            "| --- | --- | --- |",
+        ]
+        for arm in spec.arms:
+            runs = by_arm[arm.name].values()
+            lines.append(
+                f"| {arm.name} "
+                f"| {_mean_pm((masked_minus_unmasked(r, True)[0] for r in runs), 3)} "
+                f"| {_mean_pm((masked_minus_unmasked(r, False)[0] for r in runs), 3)} |"
+            )
     if failed:
         lines += ["", "Failed runs:", ""]
         lines += [f"- {r['arm']} seed {r['seed']}: {r.get('error', '')}" for r in failed]
