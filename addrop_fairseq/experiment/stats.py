@@ -99,10 +99,11 @@ def masked_minus_unmasked(record: dict, addrop_epochs: bool) -> tuple[float | No
     """Mean over a run's AD-DROP epochs (or its plain ones) of the logged training loss minus the
     unmasked training-split loss after the same epoch, and the number of epochs averaged.
 
-    In an AD-DROP epoch the logged loss is the masked second pass's. Dropping the keys the target
-    depends on most should make that loss higher than dropping the same number at random (RD);
-    a lower one would mean the mask carries information about the targets (see docs/results.md).
-    None where the run has no such epoch or was trained without ``valid_on_train``."""
+    In an AD-DROP epoch the logged loss is the masked second pass's: a mask that carries the
+    targets (the gold-target collapse of docs/results.md) drives it far below the unmasked loss.
+    Short of that it is no pure measure of the masked task's difficulty, since a model trained
+    under masks also finds the unmasked pass unfamiliar. None where the run has no such epoch or
+    was trained without ``valid_on_train``."""
     gaps = [
         e["train_loss"] - e["trainset_loss"]
         for e in record.get("epochs", [])
