@@ -258,3 +258,35 @@ def test_a_second_runner_on_the_same_directory_is_refused(tmp_path):
     finally:
         held.close()
     assert Comparison(spec, tmp_path / "out").pending()  # free again once released
+
+
+def test_heatmap_titles_name_the_dev_and_the_test_metric(tmp_path, monkeypatch):
+    spec = build_spec(
+        {
+            **BASE,
+            "test": {"kind": "ner", "split": "test"},
+            "grid": {"options": "--addrop-schedule cross", "p": [0.1], "q": [0.3, 0.9]},
+        }
+    )
+    comparison = Comparison(spec, tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    records = [
+        _record(spec, arm, seed, 70.0 + i, 60.0 + i)
+        for seed in (1, 2)
+        for i, arm in enumerate(spec.arms)
+    ]
+    comparison.results_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    titles = []
+    real = plots.plot_heatmap
+
+    def recording(gains, path, title, **kw):
+        titles.append(title)
+        return real(gains, path, title, **kw)
+
+    monkeypatch.setattr(plots, "plot_heatmap", recording)
+    comparison.report()
+    assert titles == [
+        "dev f1: mean gain over plain (paired)",
+        "test entity F1: mean gain over plain (paired)",
+    ]
+    assert stats.test_metric_name(build_spec(BASE)) == "none"

@@ -413,10 +413,14 @@ class Comparison:
                         gains[(float(arm.grid["p"]), float(arm.grid["q"]))] = paired.mean
                 if gains:
                     tmp = self.out_dir / f"heatmap_{split}.png.tmp.png"
+                    metric = (
+                        self.spec.select_metric
+                        if split == "dev"
+                        else stats.test_metric_name(self.spec)
+                    )
                     plots.plot_heatmap(
                         gains,
                         tmp,
-                        f"{split} {self.spec.select_metric if split == 'dev' else 'test'}"
-                        f": mean gain over {self.spec.baseline} (paired)",
+                        f"{split} {metric}: mean gain over {self.spec.baseline} (paired)",
                     )
                     os.replace(tmp, self.out_dir / f"heatmap_{split}.png")

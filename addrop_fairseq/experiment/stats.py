@@ -129,6 +129,15 @@ def _mean_pm(values, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} +- {std:.{digits}f}"
 
 
+def test_metric_name(spec) -> str:
+    """What the spec's test evaluation scores, in words ("none" without one)."""
+    return {
+        "ner": "entity F1",
+        "translation": "BLEU",
+        "glue": str(spec.test.get("metric")),
+    }.get(spec.test.get("kind"), "none")
+
+
 def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     """The markdown summary: every arm's dev/test over seeds, then each against the baseline."""
     by_arm = {
@@ -138,9 +147,9 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     failed = [r for r in records if r["status"] != "ok"]
     base = by_arm[spec.baseline]
     test_metric = {
-        "ner": "entity F1 (seqeval, evaluate_ner.py)",
-        "translation": "BLEU (sacrebleu, beam 4)",
-        "glue": f"{spec.test.get('metric')} (evaluate_glue.py)",
+        "ner": f"{test_metric_name(spec)} (seqeval, evaluate_ner.py)",
+        "translation": f"{test_metric_name(spec)} (sacrebleu, beam 4)",
+        "glue": f"{test_metric_name(spec)} (evaluate_glue.py)",
     }.get(spec.test.get("kind"), "none")
     lines = [
         f"Dev metric: `{spec.select_metric}` ({'higher' if spec.maximize else 'lower'} is better; "
