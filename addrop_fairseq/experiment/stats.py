@@ -146,11 +146,12 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     }
     failed = [r for r in records if r["status"] != "ok"]
     base = by_arm[spec.baseline]
-    test_metric = {
-        "ner": f"{test_metric_name(spec)} (seqeval, evaluate_ner.py)",
-        "translation": f"{test_metric_name(spec)} (sacrebleu, beam 4)",
-        "glue": f"{test_metric_name(spec)} (evaluate_glue.py)",
-    }.get(spec.test.get("kind"), "none")
+    scorer = {
+        "ner": "seqeval, evaluate_ner.py",
+        "translation": "sacrebleu, beam 4",
+        "glue": "evaluate_glue.py",
+    }.get(spec.test.get("kind"))
+    test_metric = f"{test_metric_name(spec)} ({scorer})" if scorer else "none"
     lines = [
         f"Dev metric: `{spec.select_metric}` ({'higher' if spec.maximize else 'lower'} is better; "
         f"it picks each run's checkpoint). Test metric on the `{spec.test.get('split', 'test')}` "
