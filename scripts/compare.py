@@ -8,8 +8,10 @@ on the spec's dev metric), evaluates the chosen checkpoint on the test split, an
 OUT/results.jsonl (one record per run), OUT/summary.md (mean +- std per arm; each arm minus the
 baseline on the same seeds with a 95% t interval) and OUT/curves.png (plus heatmap_{dev,test}.png
 for a p x q grid). Rerun the same command after a kill: finished runs are skipped, a run cut short
-resumes from its checkpoint_last.pt. The spec format is in addrop_fairseq/experiment/spec.py; the
-same can be given as flags (--data, --train, --arm NAME=OPTIONS, --grid "p=0.1,0.3 q=0.1,0.3").
+resumes from its checkpoint_last.pt, and its record's times add those of the attempts killed
+before (kept in the run directory's attempts.json). The spec format is in
+addrop_fairseq/experiment/spec.py; the same can be given as flags (--data, --train,
+--arm NAME=OPTIONS, --grid "p=0.1,0.3 q=0.1,0.3").
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -290,3 +293,102 @@ def test_heatmap_titles_name_the_dev_and_the_test_metric(tmp_path, monkeypatch):
         "test entity F1: mean gain over plain (paired)",
     ]
     assert stats.test_metric_name(build_spec(BASE)) == "none"
+
+
+# A stand-in for fairseq-train: burns some CPU, lets the runner sample it, prints what the runner
+# had saved of this attempt meanwhile, then logs one dev epoch as fairseq's JSON log would.
+FAKE_TRAIN = r"""
+import json, os, sys, time
+save_dir = sys.argv[sys.argv.index("--save-dir") + 1]
+end = time.process_time() + 0.6
+while time.process_time() < end:
+    pass
+time.sleep(0.5)
+with open(os.path.join(os.path.dirname(save_dir), "attempts.json")) as f:
+    print("saved while training:", f.read().strip())
+print("x | INFO | valid | " + json.dumps({"epoch": 1, "valid_loss": "1.0", "valid_f1": "50.0"}))
+"""
+
+
+def _fake_comparison(tmp_path, monkeypatch):
+    comparison = Comparison(build_spec(BASE), tmp_path / "out", work_dir=tmp_path / "runs")
+    comparison.sample_s = 0.1
+    monkeypatch.setattr(
+        comparison,
+        "train_command",
+        lambda arm, seed, save_dir, data=None: [sys.executable, "-c", FAKE_TRAIN, "--save-dir",
+                                                str(save_dir)],
+    )
+    run_dir = tmp_path / "runs" / "plain" / "seed1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    return comparison, run_dir
+
+
+def test_a_resumed_run_counts_the_time_of_its_killed_attempt(tmp_path, monkeypatch):
+    comparison, run_dir = _fake_comparison(tmp_path, monkeypatch)
+    (run_dir / "checkpoints" / "checkpoint_last.pt").write_bytes(b"")  # a killed attempt's
+    (run_dir / "attempts.json").write_text(json.dumps([{"wall_s": 200.0, "cpu_s": 100.0}]))
+    record = comparison.run_one(comparison.spec.arms[0], 1)
+    assert record["status"] == "ok" and record["best"]["valid_metric"] == 50.0
+    assert record["resumed"] and record["attempts"] == 2 and record["times_complete"]
+    assert 100.5 <= record["train_cpu_s"] < 110 and 201.0 <= record["wall_s"] < 230
+    ledger = json.loads((run_dir / "attempts.json").read_text())
+    assert ledger[0] == {"wall_s": 200.0, "cpu_s": 100.0} and ledger[1]["cpu_s"] >= 0.5
+    assert record["train_cpu_s"] == round(100.0 + ledger[1]["cpu_s"], 1)
+    # sampled while the attempt ran, so a SIGKILL then would have left this much on record
+    saved = (run_dir / "train.log").read_text().split("saved while training: ")[1].splitlines()[0]
+    during = json.loads(saved)
+    assert len(during) == 2 and during[0]["cpu_s"] == 100.0 and during[1]["cpu_s"] >= 0.5
+
+
+def test_a_run_started_afresh_ignores_an_old_ledger_and_an_unledgered_resume_says_so(
+    tmp_path, monkeypatch
+):
+    comparison, run_dir = _fake_comparison(tmp_path, monkeypatch)
+    # no checkpoint: fairseq starts from scratch, so what earlier attempts spent bought nothing
+    (run_dir / "attempts.json").write_text(json.dumps([{"wall_s": 200.0, "cpu_s": 100.0}]))
+    fresh = comparison.run_one(comparison.spec.arms[0], 1)
+    assert not fresh["resumed"] and fresh["attempts"] == 1 and fresh["times_complete"]
+    assert 0.5 <= fresh["train_cpu_s"] < 50
+    # resumed from a directory the runner kept no ledger in: only the last attempt is known
+    (run_dir / "attempts.json").unlink()
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "checkpoint_last.pt").write_bytes(b"")
+    unledgered = comparison.run_one(comparison.spec.arms[0], 1)
+    assert unledgered["resumed"] and not unledgered["times_complete"]
+    assert not stats.times_complete(unledgered)
+
+
+def test_time_means_leave_out_runs_that_count_only_their_last_attempt():
+    spec = build_spec(BASE)
+    plain = spec.arms[0]
+    complete = [_record(spec, plain, seed, 70.0, 60.0) for seed in (1, 2)]
+    # written before attempts.json existed: resumed, 5 s counted of a run that took far longer
+    partial = dict(_record(spec, plain, 3, 70.0, 60.0), resumed=True, wall_s=5.0, train_cpu_s=3.0)
+    summary = stats.summarise(spec, complete + [partial], True)
+    # 60 s / 30 s, the two complete runs' mean (with the partial one it would read 0.7 / 0.4)
+    assert "| plain | 3/3 | 70.00 +- 0.00 |" in summary
+    assert "/ 0.17 +- 0.00 | 1.0 / 0.5 min |" in summary
+    marked = "| plain | 3 | 3 | 70.00 | 60.00 | 0.1 / 0.1 min (resumed; last attempt only) |"
+    assert marked in summary
+    assert "left out of the time means" in summary
+    assert "left out" not in stats.summarise(spec, complete, True)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux's /proc")
+def test_process_cpu_reads_a_running_process():
+    from addrop_fairseq.experiment.runner import _process_cpu
+
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
+         "print('spent', flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "spent"
+        assert 0.5 <= _process_cpu(child.pid) < 5
+    finally:
+        child.kill()
+        child.wait()
+    assert _process_cpu(child.pid) is None  # reaped: gone

@@ -2,7 +2,9 @@
 
 Resumable at two levels: a (arm, seed) recorded as finished in ``results.jsonl`` is never rerun
 (its fingerprint, the options that define it, must match), and a run killed mid-way restarts in
-the same directory, where fairseq-train resumes from ``checkpoint_last.pt``.
+the same directory, where fairseq-train resumes from ``checkpoint_last.pt``. The time a killed
+attempt spent is kept in the run directory's ``attempts.json`` (rewritten every
+``Comparison.sample_s`` seconds while it trains), so a resumed run's record counts it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from . import logs, plots, stats
 from .evaluate import evaluate_test
 from .spec import Arm, Spec
 
-RESULTS, SUMMARY = "results.jsonl", "summary.md"
+RESULTS, SUMMARY, ATTEMPTS = "results.jsonl", "summary.md", "attempts.json"
 
 
 def fingerprint(spec: Spec, arm: Arm, seed: int) -> str:
@@ -134,6 +136,31 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system, with reaped children) of a running process, from Linux's
+    /proc; None elsewhere or once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _read_attempts(run_dir: Path) -> list[dict]:
+    try:
+        attempts = json.loads((run_dir / ATTEMPTS).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(attempts, list):
+        return []
+    numbers = (int, float)
+    return [
+        a
+        for a in attempts
+        if isinstance(a, dict) and all(isinstance(a.get(k), numbers) for k in ("wall_s", "cpu_s"))
+    ]
+
+
 def _duration(seconds: float) -> str:
     minutes = int(round(seconds / 60))
     return (
@@ -142,6 +169,8 @@ def _duration(seconds: float) -> str:
 
 
 class Comparison:
+    sample_s = 30.0  # how often a training attempt's time is saved: what a SIGKILL can lose
+
     def __init__(
         self,
         spec: Spec,
@@ -226,17 +255,32 @@ class Comparison:
             os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1"
         )
 
-    def _spawn(self, command, log_file, env) -> tuple[int, float]:
-        """Runs command with its output appended to log_file; (exit code, CPU seconds)."""
+    def _spawn(self, command, log_file, env, on_sample=None) -> tuple[int, float]:
+        """Runs command with its output appended to log_file; (exit code, CPU seconds).
+        ``on_sample(cpu_s)`` is called every ``sample_s`` seconds while it runs."""
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
         )
         with self._lock:
             self._children.add(process)
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(self.sample_s):
+                cpu = _process_cpu(process.pid)
+                if cpu is not None and not done.is_set():
+                    on_sample(cpu)
+
+        sampler = threading.Thread(target=sample, daemon=True) if on_sample else None
+        if sampler:
+            sampler.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         finally:
+            done.set()
+            if sampler:
+                sampler.join()
             with self._lock:
                 self._children.discard(process)
         return process.returncode, usage.ru_utime + usage.ru_stime
@@ -247,6 +291,8 @@ class Comparison:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "train.log"
         resumed = (save_dir / "checkpoint_last.pt").exists()
+        # A run that starts from scratch discards what earlier attempts trained, and their time.
+        earlier = _read_attempts(run_dir) if resumed else []
         data = None
         if self.spec.valid_on_train:
             data = str(self.work_dir / "data-with-trainset")
@@ -261,12 +307,19 @@ class Comparison:
             "run_dir": str(run_dir),
             "resumed": resumed,
         }
+        code_at_start = code_version()  # what this attempt runs, whatever changes meanwhile
         start = time.time()
         env = self._env()
+
+        def save_attempt(cpu_s: float) -> None:
+            attempt = {"wall_s": round(time.time() - start, 1), "cpu_s": round(cpu_s, 1)}
+            _atomic_write(run_dir / ATTEMPTS, json.dumps(earlier + [attempt]) + "\n")
+
         with open(log_path, "a", encoding="utf-8") as log_file:
             log_file.write(f"\n### {time.strftime('%Y-%m-%d %H:%M:%S')} $ {shlex.join(command)}\n")
             log_file.flush()
-            code, cpu = self._spawn(command, log_file, env)
+            code, cpu = self._spawn(command, log_file, env, save_attempt)
+        save_attempt(cpu)
         text = log_path.read_text(encoding="utf-8", errors="replace")
         record["epochs"] = logs.parse_epochs(text, self.spec.select_metric)
         record["best"] = logs.best_epoch(record["epochs"], self.spec.maximize) or {}
@@ -295,12 +348,16 @@ class Comparison:
                 shutil.rmtree(save_dir, ignore_errors=True)
         except AddropError as error:
             record.update(status="failed", error=str(error))
-        record["wall_s"] = round(time.time() - start, 1)
-        record["train_cpu_s"] = round(cpu, 1)
+        # Times of the whole run: earlier, killed attempts included. A run resumed from a directory
+        # without attempts.json (made before it was kept) can count only its last attempt.
+        record["attempts"] = len(earlier) + 1
+        record["times_complete"] = not resumed or bool(earlier)
+        record["wall_s"] = round(time.time() - start + sum(a["wall_s"] for a in earlier), 1)
+        record["train_cpu_s"] = round(cpu + sum(a["cpu_s"] for a in earlier), 1)
         walls = [e.get("train_wall") for e in record["epochs"] if e.get("train_wall") is not None]
         record["train_wall_s"] = walls[-1] if walls else None
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        record["code"] = code_version()
+        record["code"] = code_at_start
         return record
 
     def _append(self, record: dict) -> None:

@@ -114,6 +114,17 @@ def masked_minus_unmasked(record: dict, addrop_epochs: bool) -> tuple[float | No
     return (sum(gaps) / len(gaps) if gaps else None), len(gaps)
 
 
+def times_complete(record: dict) -> bool:
+    """Whether a record's wall and CPU times cover the whole run. Records written before the
+    runner kept ``attempts.json`` count only the last attempt of a resumed run."""
+    return record.get("times_complete", not record.get("resumed", False))
+
+
+def _times(runs, field: str) -> float:
+    """Mean of a time field over the runs whose times are complete (nan if none are)."""
+    return mean_std(r.get(field) for r in runs if times_complete(r))[0]
+
+
 def _ratio(value: float, base: float) -> str:
     return "n/a" if not base or math.isnan(value) or math.isnan(base) else f"{value / base:.2f}x"
 
@@ -164,7 +175,6 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     ]
     for arm in spec.arms:
         runs = by_arm[arm.name]
-        walls = [r["wall_s"] for r in runs.values()]
         gaps = f"{_mean_pm(loss_gap(r['best']) for r in runs.values())} / " + _mean_pm(
             loss_gap(r["epochs"][-1]) if r["epochs"] else None for r in runs.values()
         )
@@ -173,8 +183,8 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             f"| {_mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
             f"| {_mean_pm(r.get('test_metric') for r in runs.values())} "
             f"| {_mean_pm(r['best'].get('epoch') for r in runs.values())} "
-            f"| {gaps} | {_fmt(mean_std(walls)[0] / 60, 1)} / "
-            f"{_fmt(mean_std(r.get('train_cpu_s') for r in runs.values())[0] / 60, 1)} min |"
+            f"| {gaps} | {_fmt(_times(runs.values(), 'wall_s') / 60, 1)} / "
+            f"{_fmt(_times(runs.values(), 'train_cpu_s') / 60, 1)} min |"
         )
     lines += [
         "",
@@ -184,8 +194,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         "test wins/losses/ties | time vs baseline (wall / CPU) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    base_wall = mean_std(r["wall_s"] for r in base.values())[0]
-    base_cpu = mean_std(r.get("train_cpu_s") for r in base.values())[0]
+    base_wall, base_cpu = _times(base.values(), "wall_s"), _times(base.values(), "train_cpu_s")
     for arm in spec.arms:
         if arm.name == spec.baseline:
             continue
@@ -198,8 +207,7 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             {s: r.get("test_metric") for s, r in runs.items()},
             {s: r.get("test_metric") for s, r in base.items()},
         )
-        wall = mean_std(r["wall_s"] for r in runs.values())[0]
-        cpu = mean_std(r.get("train_cpu_s") for r in runs.values())[0]
+        wall, cpu = _times(runs.values(), "wall_s"), _times(runs.values(), "train_cpu_s")
 
         def cell(p):
             return "n/a" if p is None else f"{p.mean:+.2f} [{_fmt(p.low)}, {_fmt(p.high)}]"
@@ -223,8 +231,15 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
                 lines.append(
                     f"| {arm.name} | {seed} | {r['best'].get('epoch')} "
                     f"| {_fmt(r['best'].get('valid_metric'))} | {_fmt(r.get('test_metric'))} "
-                    f"| {r['wall_s'] / 60:.1f} / {_fmt((r.get('train_cpu_s') or math.nan) / 60, 1)} min |"
+                    f"| {r['wall_s'] / 60:.1f} / {_fmt((r.get('train_cpu_s') or math.nan) / 60, 1)} "
+                    f"min{'' if times_complete(r) else ' (resumed; last attempt only)'} |"
                 )
+    if any(not times_complete(r) for runs in by_arm.values() for r in runs.values()):
+        lines += [
+            "",
+            "Times marked as the last attempt only (a run resumed before the runner kept "
+            "`attempts.json`) are left out of the time means and ratios above.",
+        ]
     if any(e.get("trainset_loss") is not None for r in records for e in r.get("epochs", [])):
         lines += [
             "",
