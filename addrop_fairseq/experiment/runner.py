@@ -255,7 +255,7 @@ class Comparison:
             os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED="1"
         )
 
-    def _spawn(self, command, log_file, env, on_sample=None) -> tuple[int, float]:
+    def _spawn(self, command, log_file, env, on_sample) -> tuple[int, float]:
         """Runs command with its output appended to log_file; (exit code, CPU seconds).
         ``on_sample(cpu_s)`` is called every ``sample_s`` seconds while it runs."""
         process = subprocess.Popen(
@@ -271,16 +271,14 @@ class Comparison:
                 if cpu is not None and not done.is_set():
                     on_sample(cpu)
 
-        sampler = threading.Thread(target=sample, daemon=True) if on_sample else None
-        if sampler:
-            sampler.start()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
         finally:
             done.set()
-            if sampler:
-                sampler.join()
+            sampler.join()
             with self._lock:
                 self._children.discard(process)
         return process.returncode, usage.ru_utime + usage.ru_stime
