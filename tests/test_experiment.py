@@ -375,6 +375,27 @@ def test_time_means_leave_out_runs_that_count_only_their_last_attempt():
     assert "left out" not in stats.summarise(spec, complete, True)
 
 
+def test_an_unledgered_resume_is_complete_only_if_fairseqs_clock_never_restarted():
+    spec = build_spec(BASE)
+    plain = spec.arms[0]
+
+    def resumed(train_walls, wall_s):
+        record = dict(_record(spec, plain, 1, 70.0, 60.0), resumed=True, wall_s=wall_s)
+        record["epochs"] = [dict(e, train_wall=w) for e, w in zip(record["epochs"], train_walls)]
+        return record
+
+    # one attempt trained epochs 1-3 (a pause of 30 s inside epoch 2 included): complete
+    assert stats.times_complete(resumed([20.0, 70.0, 90.0], 100.0))
+    # fairseq resumed after epoch 2 and its clock restarted: the first attempt is missing
+    assert not stats.times_complete(resumed([20.0, 40.0, 20.0], 100.0))
+    # resumed after the last epoch: the timed attempt is shorter than the clock it inherited
+    assert not stats.times_complete(resumed([20.0, 40.0, 60.0], 8.0))
+    # no clock in the log: nothing is known
+    assert not stats.times_complete(resumed([20.0, None, 60.0], 100.0))
+    # the runner's own ledger decides where there is one
+    assert not stats.times_complete(dict(resumed([20.0, 40.0, 60.0], 100.0), times_complete=False))
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux's /proc")
 def test_process_cpu_reads_a_running_process():
     from addrop_fairseq.experiment.runner import _process_cpu

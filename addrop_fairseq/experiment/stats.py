@@ -116,8 +116,24 @@ def masked_minus_unmasked(record: dict, addrop_epochs: bool) -> tuple[float | No
 
 def times_complete(record: dict) -> bool:
     """Whether a record's wall and CPU times cover the whole run. Records written before the
-    runner kept ``attempts.json`` count only the last attempt of a resumed run."""
-    return record.get("times_complete", not record.get("resumed", False))
+    runner kept ``attempts.json`` count only the last attempt of a resumed run, which covers the
+    whole run only where that attempt trained every logged epoch (``_one_attempt_trained_all``)."""
+    if "times_complete" in record:
+        return record["times_complete"]
+    return not record.get("resumed", False) or _one_attempt_trained_all(record)
+
+
+def _one_attempt_trained_all(record: dict) -> bool:
+    """Read from fairseq's own clock: ``train_wall``, logged per epoch, accumulates over a run and
+    restarts from 0 when fairseq resumes from an end-of-epoch checkpoint (its trainer resets the
+    meters there). A log whose ``train_wall`` never falls and whose last value is within the
+    record's wall time was therefore trained by the one attempt the record timed; a resume that
+    trained the remaining epochs shows a fall, and one that trained nothing lasts less than the
+    clock it inherited. Without ``train_wall`` nothing is known."""
+    walls = [e.get("train_wall") for e in record.get("epochs", [])]
+    if not walls or any(w is None for w in walls) or record.get("wall_s") is None:
+        return False
+    return all(b >= a for a, b in zip(walls, walls[1:])) and walls[-1] <= record["wall_s"]
 
 
 def _times(runs, field: str) -> float:
@@ -238,7 +254,8 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         lines += [
             "",
             "Times marked as the last attempt only (a run resumed before the runner kept "
-            "`attempts.json`) are left out of the time means and ratios above.",
+            "`attempts.json`, whose log shows it resumed mid-run) are left out of the time "
+            "means and ratios above.",
         ]
     if any(e.get("trainset_loss") is not None for r in records for e in r.get("epochs", [])):
         lines += [
