@@ -1,5 +1,21 @@
 from setuptools import find_packages, setup
 
+# addrop-NAME runs addrop_fairseq/cli/NAME.py (dashes as underscores)
+COMMANDS = [
+    # fairseq's tools with the plugin loaded (no --user-dir)
+    "train", "generate", "validate", "interactive", "hydra-train",
+    "quickstart",
+    # data
+    "prepare-translation", "prepare-conll2003", "prepare-glue", "conll-subset", "download-wmt16",
+    # checkpoints in and out of Hugging Face
+    "convert-opus-mt", "convert-hf-encoder",
+    # scoring and experiments
+    "score-bleu", "evaluate-ner", "evaluate-glue", "compare",
+    # analyses and cost
+    "plot-attribution", "probe-attribution", "prior-experiment", "sign-check",
+    "benchmark", "profile-attention",
+]
+
 setup(
     name="addrop-fairseq",
     version="0.1.0",
@@ -41,8 +57,17 @@ setup(
         # speech tasks also print "Please install tensorboardX" at every import without it
         "tensorboard": ["tensorboard>=2.10", "tensorboardX>=2.6"],
     },
+    # recipes (fairseq-hydra-train configurations) and the quick start's sample corpus ship in
+    # the wheel, so the commands find them from any directory
+    package_data={
+        "addrop_fairseq": ["recipes/*.yaml", "recipes/encoder/*.yaml"],
+        "addrop_fairseq.data.samples": ["quickstart/*"],
+    },
     entry_points={
-        # fairseq-hydra-train with the plugin loaded: recipes run from any directory
-        "console_scripts": ["addrop-hydra-train = addrop_fairseq.hydra_train:cli_main"],
+        # one addrop-NAME command per tool, as fairseq declares fairseq-NAME: each is
+        # addrop_fairseq/cli/NAME.py; the fairseq tools among them load the plugin themselves
+        "console_scripts": [
+            f"addrop-{name} = addrop_fairseq.cli.{name.replace('-', '_')}:cli" for name in COMMANDS
+        ],
     },
 )

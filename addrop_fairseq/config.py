@@ -8,11 +8,11 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from omegaconf import II
 
 from .errors import AddropError
-from .attention import KINDS, AddropMultiheadAttention
-from .attribution import METHODS
-from .mask import STRATEGIES, validate_rate
-from .schedule import SCHEDULES
-from .step import AddropSettings
+from .modules.attention import KINDS, AddropMultiheadAttention
+from .core.attribution import METHODS
+from .core.mask import STRATEGIES, validate_rate
+from .core.schedule import SCHEDULES
+from .core.step import AddropSettings
 
 
 @dataclass

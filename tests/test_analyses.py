@@ -1,6 +1,6 @@
 """The analysis scripts on tiny trained checkpoints of the three tasks: attribution maps (Fig. 1)
 and the faithfulness probe. The pictures' numbers are checked against training's own code."""
-import importlib.util
+import importlib
 import json
 import math
 
@@ -14,10 +14,7 @@ TASKS = ("translation", "tagging", "glue")
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"addrop_fairseq.cli.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +51,7 @@ def training_masks(loaded, sample, seed, settings):
 
             module.drop_fn = recorded
 
-    from addrop_fairseq.attention import addrop_modules
+    from addrop_fairseq.modules.attention import addrop_modules
     handles = [m.register_forward_pre_hook(record) for m in addrop_modules(model)]
     rates = {}
     for name, module in model.named_modules():  # training mode without dropout: deterministic
@@ -81,7 +78,7 @@ def training_masks(loaded, sample, seed, settings):
 @pytest.mark.parametrize("task", TASKS)
 def test_attribution_maps_are_what_training_draws(task, checkpoints, tmp_path, capsys):
     from addrop_fairseq.analysis import loading
-    from addrop_fairseq.mask import addrop_mask, candidate_region
+    from addrop_fairseq.core.mask import addrop_mask, candidate_region
 
     checkpoint, data = checkpoints[task]
     loaded = loading.load_checkpoint(str(checkpoint), str(data), ["valid"], cpu=True)
@@ -109,7 +106,7 @@ def test_attribution_maps_are_what_training_draws(task, checkpoints, tmp_path, c
 
     # the masks: exactly those one training step of the criterion applies to this example
     sample = loading.example(loaded, "valid", index)
-    from addrop_fairseq.step import AddropSettings
+    from addrop_fairseq.core.step import AddropSettings
     assert loaded.criterion.addrop_settings.p == 0.3  # the checkpoint's; the plot's differ
     trained = training_masks(loaded, sample, seed, AddropSettings(p=0.4, q=0.5))
     kinds = loaded.criterion.addrop_kinds.split(",")
@@ -211,7 +208,7 @@ def test_probe_at_zero_is_the_plain_evaluation_and_removes_the_requested_share(t
     if task == "tagging":
         from seqeval.metrics import f1_score
 
-        from addrop_fairseq.ner_data import read_conll
+        from addrop_fairseq.data.ner import read_conll
         predictions = load_script("evaluate_ner").predict(loaded.model, loaded.task, "valid", 8000,
                                                           None, loaded.device)
         sentences = read_conll(data / "raw" / "valid.conll", columns=2)
@@ -308,7 +305,7 @@ def test_probe_bleu_at_zero_is_fairseq_generate_and_score_bleu(checkpoints, tmp_
                         "--gen-subset", "valid", "--beam", "4", "--batch-size", "64",
                         "--required-batch-size-multiple", "1", "--cpu", "--post-process", "none")
     (tmp_path / "gen.txt").write_text(generated.stdout)
-    scored = subprocess.run([sys.executable, str(REPO / "scripts" / "score_bleu.py"),
+    scored = subprocess.run([sys.executable, "-m", "addrop_fairseq.cli.score_bleu",
                              "--generate-output", str(tmp_path / "gen.txt")],
                             capture_output=True, text=True, check=True)
     expected = float(re.search(r"BLEU = ([\d.]+)", scored.stdout).group(1))

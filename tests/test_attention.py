@@ -2,7 +2,7 @@
 import torch
 from fairseq.modules import MultiheadAttention
 
-from addrop_fairseq.attention import AddropMultiheadAttention, addrop_modules, attention_mode
+from addrop_fairseq.modules.attention import AddropMultiheadAttention, addrop_modules, attention_mode
 from conftest import tiny_batch, tiny_translation
 
 

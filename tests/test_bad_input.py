@@ -1,8 +1,9 @@
-"""Bad options and data give one clear line through the real fairseq-train, never a traceback.
+"""Bad options and data give one clear line through addrop-train, never a traceback.
 
-Every case runs ``python -m fairseq_cli.train --user-dir addrop_fairseq ...`` in a subprocess
-(they run two at a time: each costs a fairseq start-up) and checks that stderr ends with one
-``addrop_fairseq: error: ...`` line naming the bad value and what is allowed.
+Every case runs ``addrop-train ...`` (fairseq-train with the plugin and the package's command
+policy) in a subprocess (they run two at a time: each costs a fairseq start-up) and checks that
+stderr ends with one ``addrop-train: error: ...`` line naming the bad value and what is allowed.
+Plain ``fairseq-train --user-dir`` shows the same message as the last line of Python's traceback.
 """
 import math
 import os
@@ -52,7 +53,7 @@ CASES = {
     ".bin missing its last 40 bytes": (
         "train.src-tgt.src.bin -40", ADDROP,
         ["train.src-tgt.src.idx and .bin: truncated or corrupt", "but the .bin has",
-         "rerun scripts/prepare_translation.py"]),
+         "rerun addrop-prepare-translation"]),
     "half a .bin": ("valid.src-tgt.tgt.bin /2", ADDROP,
                     ["valid.src-tgt.tgt.idx and .bin: truncated", "rerun"]),
     "half an .idx": ("train.src-tgt.tgt.idx /2", ADDROP,
@@ -88,7 +89,7 @@ def outcomes(tmp_path_factory):
     def train(case):
         variant, args, _ = CASES[case]
         arch = [] if "--arch" in args else TINY_TRANSFORMER
-        return run_cli("fairseq_cli.train", data[variant], "--user-dir", PLUGIN, *arch, *args,
+        return run_cli("addrop_fairseq.cli.train", data[variant], *arch, *args,
                        "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "200", "--cpu",
                        "--max-epoch", "1", "--save-dir", root / "checkpoints" / case, check=False)
 
@@ -98,14 +99,14 @@ def outcomes(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_one_line_error_through_fairseq_train(outcomes, case):
+def test_one_line_error_through_addrop_train(outcomes, case):
     result = outcomes[case]
     stderr = result.stderr.strip()
     assert result.returncode != 0, f"{case}: fairseq-train accepted it\n{result.stdout[-2000:]}"
     assert "Traceback" not in stderr and "usage:" not in stderr, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0] == stderr.splitlines()[-1], stderr[-3000:]
-    assert errors[0].startswith("addrop_fairseq: error: ")
+    assert errors[0].startswith("addrop-train: error: ")
     for fragment in CASES[case][2]:
         assert fragment in errors[0], f"{fragment!r} missing from: {errors[0]}"
 
@@ -164,7 +165,7 @@ def binarized(path, rows, impl="mmap"):
 
 @pytest.mark.parametrize("impl", ["mmap", "cached"])
 def test_index_and_data_sizes_must_agree(tmp_path, impl):
-    from addrop_fairseq.data_check import problem
+    from addrop_fairseq.data.checks import problem
 
     rows = [[5, 6, 7], [8], [9, 10, 11, 12, 13], []]
     prefix = binarized(tmp_path / "train", rows, impl)
@@ -195,5 +196,18 @@ def test_the_tagging_task_names_a_truncated_split(tmp_path):
     label = data / "label" / "valid.bin"
     os.truncate(label, label.stat().st_size - 1)
     with pytest.raises(AddropError, match=rf"{data / 'label' / 'valid'}.idx and .bin: truncated or "
-                                          r"corrupt .* rerun scripts/prepare_conll2003.py"):
+                                          r"corrupt .* rerun addrop-prepare-conll2003"):
         tagging_setup(data)
+
+
+@pytest.mark.slow
+def test_plain_fairseq_train_ends_with_the_same_message(tmp_path):
+    """Importing the plugin installs no excepthook: fairseq-train shows Python's traceback, and
+    its last line is the AddropError with the message addrop-train prints alone."""
+    data = data_variants(tmp_path)["full"]
+    result = run_cli("fairseq_cli.train", data, "--user-dir", PLUGIN, *TINY_TRANSFORMER, *ADDROP,
+                     "--addrop-p", "0", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "200",
+                     "--cpu", "--max-epoch", "1", "--save-dir", tmp_path / "checkpoints", check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert last.startswith("addrop_fairseq.core.errors.AddropError: ") and "--addrop-p=0.0" in last, last

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py runs end to end on a tiny model and writes its table; timings are not
+"""addrop-benchmark runs end to end on a tiny model and writes its table; timings are not
 checked (they depend on the machine), only that every variant ran and was measured."""
 import json
 import math
@@ -8,7 +8,7 @@ import sys
 
 from conftest import REPO
 
-SCRIPT = REPO / "scripts" / "benchmark.py"
+SCRIPT = ["-m", "addrop_fairseq.cli.benchmark"]
 TINY = ["--embed-dim", "16", "--ffn-dim", "32", "--heads", "2", "--encoder-layers", "2",
         "--decoder-layers", "1", "--vocab", "40", "--batch-size", "3", "--seq-len", "7",
         "--reps", "1", "--warmup", "0", "--iga-steps", "2", "--threads", "1"]
@@ -17,7 +17,7 @@ VARIANTS = ["plain", "addrop-off", "ga-layer0", "ga-encoder", "ga-decoder", "ga-
 
 
 def run_benchmark(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, *SCRIPT, *args], cwd=REPO, capture_output=True,
                           text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
@@ -67,7 +67,7 @@ def test_sequence_length_sweep_holds_tokens_and_reports_time_and_memory(tmp_path
 
 
 def test_profile_attention_script_prints_every_part():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_attention.py"),
+    result = subprocess.run([sys.executable, "-m", "addrop_fairseq.cli.profile_attention",
                              "--shapes", "2x8", "--reps", "1"], cwd=REPO, capture_output=True,
                             text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,12 +79,10 @@ def test_free_masks_makes_every_mask_empty_and_keeps_its_shape(monkeypatch):
 
     import torch
 
-    from addrop_fairseq import step
+    from addrop_fairseq.core import step
 
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    benchmark = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, benchmark)  # its dataclasses look it up
-    spec.loader.exec_module(benchmark)
+    from addrop_fairseq.cli import benchmark
+
     monkeypatch.setattr(step, "addrop_mask", step.addrop_mask)  # restored after the test
     benchmark.free_masks()
     valid = torch.ones(2, 1, 5, 5, dtype=torch.bool)

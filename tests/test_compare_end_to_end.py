@@ -1,4 +1,4 @@
-"""scripts/compare.py end to end on a tiny NER corpus: arms x seeds, a failing arm, kill + resume."""
+"""addrop-compare end to end on a tiny NER corpus: arms x seeds, a failing arm, kill + resume."""
 
 import json
 import os
@@ -36,7 +36,7 @@ def compare(spec, out, *extra):
     return subprocess.Popen(
         [
             sys.executable,
-            str(REPO / "scripts" / "compare.py"),
+            "-m", "addrop_fairseq.cli.compare",
             str(spec),
             "--out",
             str(out),

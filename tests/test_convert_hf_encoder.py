@@ -193,8 +193,8 @@ def test_outputs_and_dictionary_layout(tmp_path):
 def test_addrop_two_pass_runs_on_the_converted_encoder(tmp_path):
     from fairseq.modules import FairseqDropout
 
-    from addrop_fairseq.attention import addrop_modules
-    from addrop_fairseq.step import AddropSettings, addrop_forward
+    from addrop_fairseq.modules.attention import addrop_modules
+    from addrop_fairseq.core.step import AddropSettings, addrop_forward
 
     _, tokenizer = write_encoder_dir("bert", tmp_path / "hf", tmp_path)
     conversion = convert_hf_encoder(tmp_path / "hf", tmp_path / "fairseq")

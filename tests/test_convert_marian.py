@@ -395,8 +395,8 @@ def test_languages_must_be_known_and_distinct(small_dir, tmp_path):
 
 @pytest.mark.slow
 def test_cli_prints_commands_and_one_line_errors(small_dir, tmp_path):
-    script = str(REPO / "scripts" / "convert_opus_mt.py")
-    done = subprocess.run([sys.executable, script, "convert", str(small_dir), str(tmp_path / "out")],
+    script = ["-m", "addrop_fairseq.cli.convert_opus_mt"]
+    done = subprocess.run([sys.executable, *script, "convert", str(small_dir), str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     for expected in ("fairseq-preprocess", "--srcdict", "fairseq-train", "--arch addrop_marian",
@@ -406,10 +406,10 @@ def test_cli_prints_commands_and_one_line_errors(small_dir, tmp_path):
     for name in ("model.pt", "dict.en.txt", "dict.ro.txt", "source.spm", "target.spm",
                  "conversion.json"):
         assert (tmp_path / "out" / name).is_file()
-    failed = subprocess.run([sys.executable, script, "convert", str(tmp_path / "nowhere"),
+    failed = subprocess.run([sys.executable, *script, "convert", str(tmp_path / "nowhere"),
                              str(tmp_path / "out2")], capture_output=True, text=True, cwd=REPO)
     assert failed.returncode == 1
-    assert failed.stderr.strip().splitlines()[-1].startswith("addrop_fairseq: error: ")
+    assert failed.stderr.strip().splitlines()[-1].startswith("addrop-convert-opus-mt: error: ")
     assert "Traceback" not in failed.stderr
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
 
-import addrop_fairseq.step as step_module
+import addrop_fairseq.core.step as step_module
 from addrop_fairseq.criterions.addrop_label_smoothed_cross_entropy import (
     AddropLabelSmoothedCrossEntropyConfig,
     AddropLabelSmoothedCrossEntropyCriterion,

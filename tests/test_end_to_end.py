@@ -5,6 +5,9 @@ import pytest
 import torch
 
 from conftest import REPO, run_cli
+from pathlib import Path
+
+from addrop_fairseq.data.samples import QUICKSTART_CORPUS
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +19,7 @@ MODEL = ["--arch", "addrop_transformer", "--share-all-embeddings", "--encoder-la
 
 def write_slice(directory, split, start, count):
     for lang in ("en", "ro"):
-        lines = (REPO / "data" / "quickstart" / f"en-ro.{lang}").read_text(encoding="utf-8").splitlines()
+        lines = (Path(QUICKSTART_CORPUS + f".{lang}")).read_text(encoding="utf-8").splitlines()
         (directory / f"{split}.{lang}").write_text("\n".join(lines[start:start + count]) + "\n",
                                                    encoding="utf-8")
 
@@ -29,7 +32,7 @@ def trained(tmp_path_factory, plugin_dir):
     write_slice(raw, "train", 0, 600)
     write_slice(raw, "valid", 600, 60)
     write_slice(raw, "test", 660, 60)
-    run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--train", raw / "train",
+    run_cli("addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--train", raw / "train",
             "--valid", raw / "valid", "--test", raw / "test", "--vocab-size", "800",
             "--dest", work / "data", "--workers", "1", cwd=REPO)
     train = run_cli(
@@ -79,7 +82,7 @@ def test_generate_scores_bleu_with_sacrebleu(trained, plugin_dir):
     assert len(hypotheses) == 60
     output = work / "generate.txt"
     output.write_text(generate.stdout, encoding="utf-8")
-    score = run_cli("scripts.score_bleu", "--generate-output", output, cwd=REPO)
+    score = run_cli("addrop_fairseq.cli.score_bleu", "--generate-output", output, cwd=REPO)
     assert re.search(r"^BLEU = [\d.]+", score.stdout, re.M)
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in score.stdout
 
@@ -97,7 +100,7 @@ def test_checkpoint_keeps_transformer_keys(trained):
 
 def test_attribution_sign_check_script_reports_both_strategies(trained):
     work, _ = trained
-    result = run_cli("scripts.attribution_sign_check", work / "data" / "bin", "--updates", "6",
+    result = run_cli("addrop_fairseq.cli.sign_check", work / "data" / "bin", "--updates", "6",
                      cwd=REPO, check=False)
     assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-2000:]
     losses = dict(re.findall(r"--addrop-strategy (low|high) ?: training loss after 6 updates: "

@@ -10,9 +10,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from addrop_fairseq.attention import _CpuMaskedAttention, additive_mask, attention_mode, masked_attention
-from addrop_fairseq.mask import addrop_mask, candidate_region, region_bound
-from addrop_fairseq.step import gradient_scores
+from addrop_fairseq.modules.attention import _CpuMaskedAttention, additive_mask, attention_mode, masked_attention
+from addrop_fairseq.core.mask import addrop_mask, candidate_region, region_bound
+from addrop_fairseq.core.step import gradient_scores
 from conftest import tiny_batch, tiny_translation
 
 
@@ -24,7 +24,7 @@ def test_ga_from_the_fused_output_equals_the_gradient_of_the_probabilities():
     task, model = tiny_translation(seed=2)
     model.train()  # dropout 0 in the tiny model: both passes compute the same function
     sample = tiny_batch(task.source_dictionary)
-    from addrop_fairseq.attention import addrop_modules
+    from addrop_fairseq.modules.attention import addrop_modules
     modules = addrop_modules(model)
     with attention_mode(modules, "record"):
         first = model(**sample["net_input"])
@@ -51,7 +51,7 @@ def test_gradient_mode_records_probabilities_where_attention_dropout_is_on():
     task, model = tiny_translation(seed=2, attention_dropout=0.1)
     model.train()
     sample = tiny_batch(task.source_dictionary)
-    from addrop_fairseq.attention import addrop_modules
+    from addrop_fairseq.modules.attention import addrop_modules
     modules = addrop_modules(model)
     with attention_mode(modules, "gradient"):
         model(**sample["net_input"])

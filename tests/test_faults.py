@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import addrop_fairseq.criterions.two_pass as two_pass
-import addrop_fairseq.step as step_module
+import addrop_fairseq.core.step as step_module
 from addrop_fairseq.criterions.two_pass import Phase
-from addrop_fairseq.mask import addrop_mask
+from addrop_fairseq.core.mask import addrop_mask
 from addrop_fairseq.tasks.cross_tuning import loss_scale, step_generator
 from conftest import PLUGIN, run_cli
 from test_resume import TINY_TRANSFORMER, tiny_translation_data, train_args
@@ -259,17 +259,19 @@ def test_corrupt_checkpoint_on_resume_and_in_generate_is_one_line(data, tmp_path
                                               "--save-interval-updates", "1"))
     assert (save / "checkpoint_1_2.pt").is_file()
     (save / "checkpoint_last.pt").write_bytes(b"")
-    resumed = run_cli("fairseq_cli.train", *train_args(data, save, "--max-update", "3"), check=False)
+    resumed = run_cli("addrop_fairseq.cli.train", *train_args(data, save, "--max-update", "3"),
+                      check=False)
     truncated = tmp_path / "model.pt"
     truncated.write_bytes((save / "checkpoint_1_2.pt").read_bytes()[:-100])
-    generated = run_cli("fairseq_cli.generate", data, "--user-dir", PLUGIN, "--path", truncated,
+    generated = run_cli("addrop_fairseq.cli.generate", data, "--path", truncated,
                         "--cpu", "--gen-subset", "valid", "--batch-size", "4", check=False)
-    for result, path, option, listed in (
-            (resumed, save / "checkpoint_last.pt", "--restore-file", save / "checkpoint_1_2.pt"),
-            (generated, truncated, "--path", None)):
+    for result, prog, path, option, listed in (
+            (resumed, "addrop-train", save / "checkpoint_last.pt", "--restore-file",
+             save / "checkpoint_1_2.pt"),
+            (generated, "addrop-generate", truncated, "--path", None)):
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
-        assert lines[-1].startswith(f"addrop_fairseq: error: checkpoint {path} is "), lines[-1]
+        assert lines[-1].startswith(f"{prog}: error: checkpoint {path} is "), lines[-1]
         if listed:
             assert (f"loadable checkpoints in {save}: checkpoint_1_2.pt (2 updates), "
                     "checkpoint_best.pt (2 updates), checkpoint_1_1.pt (1 update)") in lines[-1]

@@ -4,7 +4,7 @@ import contextlib
 import pytest
 import torch
 
-from addrop_fairseq.attention import AddropMultiheadAttention, attention_mode
+from addrop_fairseq.modules.attention import AddropMultiheadAttention, attention_mode
 from addrop_fairseq.criterions.two_pass import Phase
 from addrop_fairseq.errors import AddropError
 from test_glue_data import make_tokenizer, prepare_glue, write_mrpc, write_stsb

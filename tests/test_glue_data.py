@@ -1,25 +1,22 @@
-"""GLUE files in, fairseq data out: reading, errors, truncation and scripts/prepare_glue.py.
+"""GLUE files in, fairseq data out: reading, errors, truncation and addrop-prepare-glue.
 
 The made-up data helpers here are shared by the other test_glue_* files.
 """
-import importlib.util
+import importlib
 import json
 import random
 from pathlib import Path
 
 import pytest
 
-from addrop_fairseq import glue
+from addrop_fairseq.data import glue
 from addrop_fairseq.errors import AddropError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"addrop_fairseq.cli.{name}")
 
 
 prepare_glue = _load_script("prepare_glue")
@@ -222,7 +219,7 @@ def test_longest_first_truncation_matches_hugging_face(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# scripts/prepare_glue.py
+# addrop-prepare-glue
 
 
 def test_prepare_round_trip_with_a_hugging_face_tokenizer(tmp_path):

@@ -34,7 +34,7 @@ def train(data, save_dir, plugin_dir, *extra):
 
 def evaluate(*args):
     """One JSON report per split, keyed by split."""
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate_glue.py"), *map(str, args)],
+    result = subprocess.run([sys.executable, "-m", "addrop_fairseq.cli.evaluate_glue", *map(str, args)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

@@ -8,7 +8,7 @@ import torch
 from scipy.stats import pearsonr, rankdata, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from addrop_fairseq import glue
+from addrop_fairseq.data import glue
 from test_glue_criterion import build, prepared
 
 PREDICTIONS = [1, 1, 0, 0, 1, 0, 1, 1, 0, 1]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from addrop_fairseq.errors import AddropError
-from addrop_fairseq.mask import (
+from addrop_fairseq.core.mask import (
     addrop_mask,
     candidate_count,
     candidate_region,

@@ -15,8 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addrop_fairseq.attention import valid_keys
-from addrop_fairseq.mask import addrop_mask, candidate_count, candidate_region
+from addrop_fairseq.modules.attention import valid_keys
+from addrop_fairseq.core.mask import addrop_mask, candidate_count, candidate_region
 
 CASES = {"typed p": 4000, "any float p": 4000, "random region, non-finite scores": 2500}
 FIXED = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,7 @@ import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
 
 from addrop_fairseq.errors import AddropError
-from addrop_fairseq.ner_data import (
+from addrop_fairseq.data.ner import (
     IGNORE_INDEX,
     align_labels,
     continuation_labels,
@@ -154,7 +154,7 @@ def test_fixture_writer_produces_what_the_reader_reads(tmp_path):
 
 
 def test_first_sentences_copies_lines_unchanged_without_docstart(tmp_path):
-    from addrop_fairseq.ner_data import first_sentences
+    from addrop_fairseq.data.ner import first_sentences
 
     source = tmp_path / "train.txt"
     source.write_bytes("\ufeff-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"

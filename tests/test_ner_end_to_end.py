@@ -39,7 +39,7 @@ def test_train_with_addrop_epochs_select_on_f1_and_evaluate(tmp_path, plugin_dir
 
     # the evaluation script rescored checkpoint_best with seqeval: the same F1 as in training
     out = tmp_path / "eval"
-    evaluated = run_cli("scripts.evaluate_ner", "--data", data, "--path", save / "checkpoint_best.pt",
+    evaluated = run_cli("addrop_fairseq.cli.evaluate_ner", "--data", data, "--path", save / "checkpoint_best.pt",
                         "--split", "valid", "--output-dir", out, cwd=REPO)
     f1 = float(re.search(r"valid: 40 sentences \| .* f1 ([\d.]+)", evaluated.stdout).group(1))
     assert f1 == pytest.approx(max(scores), abs=0.01)

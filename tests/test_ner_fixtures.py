@@ -1,6 +1,6 @@
 """Small CoNLL corpora and in-memory taggers shared by the NER tests (no tests here)."""
 import argparse
-import importlib.util
+import importlib
 import random
 from pathlib import Path
 
@@ -73,10 +73,7 @@ def write_corpus(directory: Path, train=160, valid=40, test=40) -> Path:
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"addrop_fairseq.cli.{name}")
 
 
 def prepare(source: Path, dest: Path, *options: str) -> Path:

@@ -8,11 +8,11 @@ from fairseq import checkpoint_utils
 from fairseq.logging import metrics
 from seqeval.metrics import f1_score
 
-import addrop_fairseq.step as step_module
-from addrop_fairseq.attention import AddropMultiheadAttention, attention_mode
+import addrop_fairseq.core.step as step_module
+from addrop_fairseq.modules.attention import AddropMultiheadAttention, attention_mode
 from addrop_fairseq.criterions.two_pass import Phase
 from addrop_fairseq.errors import AddropError
-from addrop_fairseq.ner_data import IGNORE_INDEX, read_conll, word_starts
+from addrop_fairseq.data.ner import IGNORE_INDEX, read_conll, word_starts
 from test_ner_fixtures import batch, prepared_corpus, roberta_checkpoint, tagging_setup
 
 ROBERTA_SIZE = ["--encoder-layers", "2", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim",

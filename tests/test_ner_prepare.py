@@ -1,4 +1,4 @@
-"""scripts/prepare_conll2003.py: round trips, subword alignment with real tokenizers, errors."""
+"""addrop-prepare-conll2003: round trips, subword alignment with real tokenizers, errors."""
 import json
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import sentencepiece as spm
 from fairseq.data import Dictionary, data_utils
 
 from addrop_fairseq.errors import AddropError
-from addrop_fairseq.ner_data import read_conll
+from addrop_fairseq.data.ner import read_conll
 from test_ner_fixtures import (
     load_script,
     make_sentences,
@@ -175,7 +175,7 @@ def test_hugging_face_dump_prepares_like_the_conll_files(tmp_path):
 def test_the_task_names_missing_data(tmp_path):
     (tmp_path / "input").mkdir()
     with pytest.raises(AddropError, match=r"missing .*input/dict.txt \(prepare the data with "
-                                          r"scripts/prepare_conll2003.py\)"):
+                                          r"addrop-prepare-conll2003\)"):
         tagging_setup(tmp_path)
 
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from addrop_fairseq.output_dir import staged_dest
+from addrop_fairseq.data.output_dir import staged_dest
 
 
 def _previous(dest):

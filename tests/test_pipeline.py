@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from addrop_fairseq.pipeline import EpochReader, StageFailed, duration, run_stage
+from addrop_fairseq.experiment.pipeline import EpochReader, StageFailed, duration, run_stage
 
 FAIRSEQ = """\
 2026-11-29 18:15:19 | INFO | train_inner | epoch 001:      1 / 31 loss=12.779, addrop=0, addrop_drop=0, num_updates=1

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO
 from test_ner_fixtures import load_script, make_sentences
+from addrop_fairseq.data.samples import QUICKSTART_CORPUS
 
 FIXED = dict(deadline=None, database=None, derandomize=True,
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -212,7 +213,7 @@ def rte_rows(lines):
 def spm_model(tmp_path_factory):
     """A small byte-fallback sentencepiece model: it encodes any text."""
     root = tmp_path_factory.mktemp("spm")
-    text = (REPO / "data/quickstart/en-ro.en").read_text(encoding="utf-8").split("\n")[:300]
+    text = (Path(QUICKSTART_CORPUS + ".en")).read_text(encoding="utf-8").split("\n")[:300]
     (root / "text.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
     spm.SentencePieceTrainer.train(input=str(root / "text.txt"), model_prefix=str(root / "spm"),
                                    vocab_size=400, byte_fallback=True, character_coverage=1.0,

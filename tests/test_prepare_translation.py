@@ -1,4 +1,4 @@
-"""scripts/prepare_translation.py: splits, sentencepiece and fairseq binaries, and its errors."""
+"""addrop-prepare-translation: splits, sentencepiece and fairseq binaries, and its errors."""
 import hashlib
 import os
 import shutil
@@ -11,6 +11,9 @@ import sentencepiece as spm
 from fairseq.data import Dictionary, data_utils
 
 from conftest import REPO, run_cli
+from pathlib import Path
+
+from addrop_fairseq.data.samples import QUICKSTART_CORPUS
 
 
 def write(path, lines):
@@ -18,10 +21,10 @@ def write(path, lines):
 
 
 def test_corpus_round_trips_through_sentencepiece_and_binaries(tmp_path):
-    en = (REPO / "data/quickstart/en-ro.en").read_text(encoding="utf-8").split("\n")[:200]
-    ro = (REPO / "data/quickstart/en-ro.ro").read_text(encoding="utf-8").split("\n")[:200]
+    en = (Path(QUICKSTART_CORPUS + ".en")).read_text(encoding="utf-8").split("\n")[:200]
+    ro = (Path(QUICKSTART_CORPUS + ".ro")).read_text(encoding="utf-8").split("\n")[:200]
     write(tmp_path / "c.en", en), write(tmp_path / "c.ro", ro)
-    run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--corpus", tmp_path / "c",
+    run_cli("addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--corpus", tmp_path / "c",
             "--valid-size", "20", "--test-size", "20", "--vocab-size", "800",
             "--dest", tmp_path / "out", "--workers", "1", cwd=REPO)
     out = tmp_path / "out"
@@ -41,7 +44,7 @@ def test_corpus_round_trips_through_sentencepiece_and_binaries(tmp_path):
 def test_mismatched_sides_are_named(tmp_path):
     write(tmp_path / "c.en", ["a b c", "d e f"])
     write(tmp_path / "c.ro", ["a b c"])
-    result = run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
+    result = run_cli("addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
                      tmp_path / "c", "--dest", tmp_path / "out", cwd=REPO, check=False)
     assert result.returncode != 0
     assert f"{tmp_path / 'c.en'} has 2 lines but {tmp_path / 'c.ro'} has 1" in result.stderr
@@ -51,20 +54,20 @@ def test_mismatched_sides_are_named(tmp_path):
 def test_empty_line_is_named_with_its_number(tmp_path):
     write(tmp_path / "c.en", ["a b c", "", "x"])
     write(tmp_path / "c.ro", ["a b c", "d", "y"])
-    result = run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
+    result = run_cli("addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
                      tmp_path / "c", "--dest", tmp_path / "out", cwd=REPO, check=False)
     assert f"{tmp_path / 'c.en'}:2: empty line" in result.stderr
 
 
 def prepare(*args, check=True):
-    return run_cli("scripts.prepare_translation", "-s", "en", "-t", "ro", "--workers", "1",
+    return run_cli("addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--workers", "1",
                    *args, cwd=REPO, check=check)
 
 
 def quickstart_corpus(directory, lines=200):
     directory.mkdir(parents=True, exist_ok=True)
     for lang in ("en", "ro"):
-        text = (REPO / f"data/quickstart/en-ro.{lang}").read_text(encoding="utf-8").split("\n")
+        text = (Path(QUICKSTART_CORPUS + f".{lang}")).read_text(encoding="utf-8").split("\n")
         write(directory / f"c.{lang}", text[:lines])
     return directory / "c"
 
@@ -129,7 +132,7 @@ def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     for sig in (signal.SIGINT, signal.SIGKILL):
         process = subprocess.Popen(
-            [sys.executable, "scripts/prepare_translation.py", "-s", "en", "-t", "ro", "--corpus",
+            [sys.executable, "addrop-prepare-translation", "-s", "en", "-t", "ro", "--corpus",
              str(corpus), "--valid-size", "20", "--test-size", "20", "--vocab-size", "800",
              "--workers", "1", "--dest", str(dest), "--force"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -170,7 +173,7 @@ def test_text_input_errors_and_line_ends(tmp_path):
 
 
 def test_bom_is_dropped_and_only_newlines_end_lines():
-    from addrop_fairseq.text import read_lines
+    from addrop_fairseq.data.text import read_lines
 
     import tempfile
 

@@ -1,4 +1,4 @@
-"""scripts/prior_experiment.py (paper section 2.2): the four arms, what their options do in the
+"""addrop-prior-experiment (paper section 2.2): the four arms, what their options do in the
 criterion, and a tiny end-to-end run through the comparison runner."""
 import json
 import os
@@ -95,7 +95,7 @@ def test_prior_experiment_end_to_end_and_resume(tmp_path, plugin_dir):
     spec = tmp_path / "base.yaml"
     spec.write_text(SPEC.format(data=data, plugin=plugin_dir))
     out = tmp_path / "out"
-    command = [sys.executable, str(REPO / "scripts" / "prior_experiment.py"), str(spec), "--out",
+    command = [sys.executable, "-m", "addrop_fairseq.cli.prior_experiment", str(spec), "--out",
                str(out), "--rate", "0.3", "--jobs", "2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)

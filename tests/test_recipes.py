@@ -87,7 +87,7 @@ def test_the_console_script_names_the_wrapper():
 
 
 def test_user_dir_is_added_unless_given():
-    from addrop_fairseq.hydra_train import PLUGIN_DIR, with_user_dir
+    from addrop_fairseq.cli.hydra_train import PLUGIN_DIR, with_user_dir
 
     assert with_user_dir(["task.data=x"]) == ["task.data=x", f"common.user_dir={PLUGIN_DIR}"]
     assert with_user_dir(["common.user_dir=/elsewhere"]) == ["common.user_dir=/elsewhere"]
@@ -191,7 +191,7 @@ GLUE_METRIC = {"cola": "mcc", "stsb": "pearson"}
 
 def write_glue(name: str, dest: Path, sizes=(("train", 16), ("valid", 8), ("valid1", 8))) -> Path:
     """A few rows of task ``name`` in the GLUE distribution's TSV layout."""
-    from addrop_fairseq import glue
+    from addrop_fairseq.data import glue
 
     task, rng = glue.get_task(name), random.Random(0)
     words = "river mountain forest desert ocean valley island meadow golden red blue".split()

@@ -1,7 +1,7 @@
 """Cross-tuning (Algorithm 1): odd epochs plain, even epochs AD-DROP."""
 import pytest
 
-from addrop_fairseq.schedule import addrop_active
+from addrop_fairseq.core.schedule import addrop_active
 
 
 def test_cross_alternates_epochs_starting_plain():

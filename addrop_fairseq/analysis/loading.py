@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 import torch
 
-from ..attention import AddropMultiheadAttention, addrop_modules
+from ..modules.attention import AddropMultiheadAttention, addrop_modules
 from ..config import select_modules
 from ..errors import AddropError
 
@@ -150,7 +150,7 @@ def addrop_pass(criterion, model, sample, modules, settings, generator=None,
     training): attribution of the first pass, masks from ``mask.addrop_mask``, the criterion's
     loss and metrics on the masked second pass. ``observe(module, valid, drop)`` sees every
     mask the second pass applies. Returns ``(loss, sample_size, logging_output, stats)``."""
-    from ..step import addrop_forward
+    from ..core.step import addrop_forward
 
     stats = []
 
@@ -191,7 +191,7 @@ def expected_removed(n: torch.Tensor, share: float) -> torch.Tensor:
     """Keys a row of ``n`` valid keys loses when the top ``share`` is removed outright
     (q = 1): ``ceil(share * n)`` (Eq. 6, as ``mask.candidate_count`` counts), but never the
     row's last key (``mask.sample_drop`` keeps one)."""
-    from ..mask import candidate_count
+    from ..core.mask import candidate_count
 
     k = candidate_count(n.unsqueeze(-1) > torch.arange(int(n.max()) if n.numel() else 0,
                                                        device=n.device), share)

@@ -12,11 +12,11 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from ..attention import attention_mode
-from ..attribution import attention_attribution, gradient_attribution, integrated_gradients
+from ..core.contract import attention_mode
+from ..core.attribution import attention_attribution, gradient_attribution, integrated_gradients
 from ..errors import AddropError
-from ..mask import candidate_region
-from ..step import AddropSettings, _gradient_at
+from ..core.mask import candidate_region
+from ..core.step import AddropSettings, _gradient_at
 from .loading import Loaded, addrop_pass, inference_masking, plain_pass
 
 METHODS = ("ga", "iga", "aa")  # RD has no scores to show
@@ -188,7 +188,7 @@ def settings_from(criterion, p: Optional[float], q: Optional[float], attribution
                   strategy: Optional[str], iga_steps: Optional[int]) -> AddropSettings:
     """The checkpoint's AD-DROP settings with the command line's overrides, validated as
     training validates them."""
-    from ..mask import STRATEGIES, validate_rate
+    from ..core.mask import STRATEGIES, validate_rate
 
     base = criterion.addrop_settings
     settings = AddropSettings(

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 from ..errors import AddropError
-from ..step import AddropSettings
+from ..core.step import AddropSettings
 from .loading import Loaded, addrop_pass, expected_removed, finite, plain_pass
 
 ORDERS = ("high", "low", "random")
@@ -94,7 +94,7 @@ class Bleu:
 def bleu_pass(bleu: Bleu, loaded: Loaded, sample, modules, settings, generator, observe=None):
     """Beam search on ``sample`` with the masks of training's two-pass forward: the first pass
     is the teacher-forced model call the criterion makes, the second pass is generation."""
-    from ..step import addrop_forward
+    from ..core.step import addrop_forward
     from .loading import _observed, inference_masking
 
     criterion, model = loaded.criterion, loaded.model

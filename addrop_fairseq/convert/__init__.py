@@ -1,4 +1,4 @@
-"""Hugging Face checkpoints into fairseq ones: the library behind ``scripts/convert_*.py``.
+"""Hugging Face checkpoints into fairseq ones: the library behind ``addrop-convert-*``.
 
 ``marian.convert_marian`` (OPUS-MT into ``addrop_marian``) and ``hf_encoder.convert_hf_encoder``
 (BERT, RoBERTa, ELECTRA into fairseq's RoBERTa family) share the pieces below: reading a

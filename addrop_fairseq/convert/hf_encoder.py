@@ -83,7 +83,7 @@ class EncoderConversion:
     def commands(self, raw: str = "RAW", data: str = "DATA") -> List[str]:
         lines = [
             "# tokenize with the recorded tokenizer and binarize with this dictionary, e.g. GLUE:",
-            shell_join(["python", "scripts/prepare_glue.py", "--hf-tokenizer", self.tokenizer,
+            shell_join(["python", "addrop-prepare-glue", "--hf-tokenizer", self.tokenizer,
                         "--dict", self.dictionary, "...", raw, data]),
             "# then fine-tune from the converted weights; model options must match the checkpoint:",
             shell_join(["fairseq-train", data, "--user-dir", "addrop_fairseq",

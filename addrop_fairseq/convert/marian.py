@@ -83,7 +83,7 @@ class MarianConversion:
         lines = ["# 1. sentencepiece, as MarianTokenizer splits (source and target models differ)"]
         for split in ("train", "valid", "test"):
             for lang, spm in ((s, self.source_spm), (t, self.target_spm)):
-                lines.append(shell_join(["python", "scripts/convert_opus_mt.py", "encode",
+                lines.append(shell_join(["python", "addrop-convert-opus-mt", "encode",
                                          "--spm-model", spm, "--input", f"{raw}/{split}.{lang}",
                                          "--output", f"{encoded}/{split}.{lang}"]))
         lines.append("# 2. binarize with the model's own vocabulary")

@@ -10,7 +10,7 @@ from fairseq.logging import metrics
 
 from ..config import AddropConfig
 from ..errors import AddropError
-from ..ner_data import IGNORE_INDEX
+from ..data.ner import IGNORE_INDEX
 from .two_pass import AddropCriterionMixin
 
 

@@ -11,10 +11,10 @@ from typing import Callable, Optional
 import torch
 from fairseq.logging import metrics
 
-from ..attention import addrop_modules
+from ..modules.attention import addrop_modules
 from ..config import addrop_settings, select_modules
 from ..errors import AddropError
-from ..step import addrop_forward
+from ..core.step import addrop_forward
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Comparing arms (plain fine-tuning, AD-DROP settings) over seeds: specs, runs, statistics, plots.
 
-Library code behind ``scripts/compare.py``; it knows fairseq only through its command lines and
+Library code behind ``addrop-compare``; it knows fairseq only through its command lines and
 JSON logs, so that any task of this plugin can be compared the same way.
 """

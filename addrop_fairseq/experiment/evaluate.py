@@ -1,8 +1,8 @@
-"""Test evaluation of a run's dev-selected checkpoint, through this project's own scripts.
+"""Test evaluation of a run's dev-selected checkpoint, through this project's own commands.
 
 Each kind runs the documented command (the one a user would type) in a subprocess and reads its
-final line, so the comparison's test numbers are exactly what ``evaluate_ner.py``,
-``fairseq-generate`` + ``score_bleu.py`` and ``evaluate_glue.py`` print.
+final line, so the comparison's test numbers are exactly what ``addrop-evaluate-ner``,
+``addrop-generate`` + ``addrop-score-bleu`` and ``addrop-evaluate-glue`` print.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from pathlib import Path
 
 from ..errors import AddropError
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def _command(name: str) -> list[str]:
+    """The installed command ``addrop-NAME`` run by this interpreter (``-m``: no PATH lookup)."""
+    return [sys.executable, "-m", f"addrop_fairseq.cli.{name}"]
 
 
 def _run(command: list[str], log: Path, env: dict) -> str:
@@ -26,7 +30,7 @@ def _run(command: list[str], log: Path, env: dict) -> str:
         out.write(done.stdout)
     if done.returncode != 0:
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        raise AddropError(f"{Path(command[1]).name} exited {done.returncode}: {' / '.join(tail)}")
+        raise AddropError(f"{command[2] if command[1] == '-m' else Path(command[1]).name} exited {done.returncode}: {' / '.join(tail)}")
     return done.stdout
 
 
@@ -50,8 +54,7 @@ def evaluate_test(
     if kind == "ner":
         out = _run(
             [
-                sys.executable,
-                str(SCRIPTS / "evaluate_ner.py"),
+                *_command("evaluate_ner"),
                 "--data",
                 data,
                 "--path",
@@ -67,7 +70,7 @@ def evaluate_test(
         )
         match = re.search(r"precision ([\d.]+) \| recall ([\d.]+) \| f1 ([\d.]+)", out)
         if not match:
-            raise AddropError(f"{log}: evaluate_ner.py printed no 'precision | recall | f1' line")
+            raise AddropError(f"{log}: addrop-evaluate-ner printed no 'precision | recall | f1' line")
         return {
             "test_metric": float(match[3]),
             "test_precision": float(match[1]),
@@ -77,9 +80,7 @@ def evaluate_test(
         generated = run_dir / f"generate.{split}.txt"
         options = ["--beam", "4", "--batch-size", "64", "--post-process", "sentencepiece", *extra]
         command = [
-            sys.executable,
-            "-m",
-            "fairseq_cli.generate",
+            *_command("generate"),
             data,
             "--gen-subset",
             split,
@@ -93,14 +94,14 @@ def evaluate_test(
             command += ["--user-dir", user_dir]
         generated.write_text(_run(command, log, env), encoding="utf-8")
         out = _run(
-            [sys.executable, str(SCRIPTS / "score_bleu.py"), "--generate-output", str(generated)],
+            [*_command("score_bleu"), "--generate-output", str(generated)],
             log,
             env,
         )
         match = re.search(r"BLEU = ([\d.]+).*\((\d+) sentences\)", out)
         signature = re.search(r"signature: (\S+)", out)
         if not match:
-            raise AddropError(f"{log}: score_bleu.py printed no BLEU line")
+            raise AddropError(f"{log}: addrop-score-bleu printed no BLEU line")
         return {
             "test_metric": float(match[1]),
             "test_sentences": int(match[2]),
@@ -110,8 +111,7 @@ def evaluate_test(
         metric = test.get("metric")
         out = _run(
             [
-                sys.executable,
-                str(SCRIPTS / "evaluate_glue.py"),
+                *_command("evaluate_glue"),
                 "--data",
                 data,
                 "--path",
@@ -126,7 +126,7 @@ def evaluate_test(
         scores = json.loads(out.strip().splitlines()[-1])
         if metric not in scores:
             raise AddropError(
-                f"test.metric {metric!r} is not among evaluate_glue.py's "
+                f"test.metric {metric!r} is not among addrop-evaluate-glue's "
                 f"{', '.join(sorted(scores))}"
             )
         return {"test_metric": float(scores[metric])}

@@ -123,7 +123,7 @@ def code_version() -> str | None:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                                "addrop_fairseq", "scripts"], capture_output=True, text=True,
+                                "addrop_fairseq"], capture_output=True, text=True,
                                timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -229,7 +229,7 @@ class Comparison:
         command = [
             sys.executable,
             "-m",
-            "fairseq_cli.train",
+            "addrop_fairseq.cli.train",
             data or self.spec.data,
             *self.spec.train,
             *arm.options,

@@ -1,6 +1,6 @@
 """``addrop_hf_encoder``: fairseq's RoBERTa plus the two knobs that BERT and ELECTRA weights need.
 
-``scripts/convert_hf_encoder.py`` turns a Hugging Face BERT, RoBERTa or ELECTRA into a fairseq
+``addrop-convert-hf-encoder`` turns a Hugging Face BERT, RoBERTa or ELECTRA into a fairseq
 RoBERTa checkpoint (``encoder.sentence_encoder.*``, ``encoder.lm_head.*``). Positions, token
 types and vocabulary order are settled by the conversion; two differences are left for run time:
 
@@ -27,7 +27,7 @@ from fairseq.modules import MultiheadAttention
 from fairseq.utils import safe_getattr, safe_hasattr
 from torch import nn
 
-from ..attention import AddropMultiheadAttention
+from ..modules.attention import AddropMultiheadAttention
 from ..errors import AddropError
 from .addrop_marian import set_layer_norm_eps
 

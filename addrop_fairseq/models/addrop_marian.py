@@ -1,6 +1,6 @@
 """``addrop_marian``: an ``addrop_transformer`` that computes what Hugging Face's MarianMT computes.
 
-OPUS-MT checkpoints converted by ``scripts/convert_opus_mt.py`` run on it, AD-DROP attention
+OPUS-MT checkpoints converted by ``addrop-convert-opus-mt`` run on it, AD-DROP attention
 included. Where fairseq's transformer and Marian's trained weights disagree, this model follows
 Marian:
 
@@ -183,7 +183,7 @@ class AddropMarianModel(AddropTransformerModel):
         if strict and "decoder.final_logits_bias" not in state_dict:
             raise AddropError(
                 "the checkpoint is not an addrop_marian one (it has no decoder.final_logits_bias); "
-                "convert OPUS-MT models with scripts/convert_opus_mt.py, or train this "
+                "convert OPUS-MT models with addrop-convert-opus-mt, or train this "
                 "checkpoint's own --arch")
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 

@@ -4,7 +4,7 @@
 linear tagging head, trained from scratch. ``addrop_roberta_tagger``: fairseq's ``RobertaModel``
 encoder plus the same head, to fine-tune a fairseq RoBERTa-format checkpoint
 (``encoder.sentence_encoder.*``) given with ``--restore-file``, e.g. one written by
-scripts/convert_hf_encoder.py; its masked-LM head is dropped. It is ``addrop_hf_encoder`` (RoBERTa
+addrop-convert-hf-encoder; its masked-LM head is dropped. It is ``addrop_hf_encoder`` (RoBERTa
 plus --layernorm-eps and --token-embed-dim, which converted BERT/ELECTRA weights need) with a
 tagging head. Both return ``(logits [B, T, num_labels], extra)``.
 """
@@ -19,7 +19,7 @@ from fairseq.models.transformer import Embedding, TransformerEncoder
 from fairseq.models.transformer.transformer_legacy import base_architecture as transformer_base_architecture
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 
-from ..attention import adopt_attention
+from ..modules.attention import adopt_attention
 from ..errors import AddropError
 from .addrop_hf_encoder import AddropHfEncoderModel, hf_encoder_architecture
 

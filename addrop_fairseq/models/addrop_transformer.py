@@ -14,7 +14,7 @@ from fairseq.models import (
 from fairseq.models.transformer import TransformerModel
 from fairseq.models.transformer.transformer_legacy import base_architecture
 
-from ..attention import adopt_attention
+from ..modules.attention import adopt_attention
 
 
 def install_addrop_attention(model) -> None:

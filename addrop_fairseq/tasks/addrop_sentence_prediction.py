@@ -16,8 +16,8 @@ from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 from omegaconf import II, OmegaConf, open_dict
 
-from .. import glue
-from ..attention import AddropMultiheadAttention, adopt_attention
+from ..data import glue
+from ..modules.attention import AddropMultiheadAttention, adopt_attention
 from ..config import AddropScheduleConfig
 from ..errors import AddropError
 from .cross_tuning import CrossTuningMixin
@@ -25,7 +25,7 @@ from .cross_tuning import CrossTuningMixin
 logger = logging.getLogger(__name__)
 
 GLUE_TASK_CHOICES = ChoiceEnum(["auto", "none", *glue.TASK_NAMES])
-META_FILE = "glue.json"  # written by scripts/prepare_glue.py
+META_FILE = "glue.json"  # written by addrop-prepare-glue
 
 
 @dataclass
@@ -33,7 +33,7 @@ class AddropSentencePredictionConfig(SentencePredictionConfig, AddropScheduleCon
     glue_task: GLUE_TASK_CHOICES = field(default="auto", metadata={
         "help": "which GLUE task's metrics to log in validation (and so to offer to "
                 "--best-checkpoint-metric); also fills --num-classes. auto: the task named in "
-                f"DATA/{META_FILE} (written by scripts/prepare_glue.py), else none; none: accuracy "
+                f"DATA/{META_FILE} (written by addrop-prepare-glue), else none; none: accuracy "
                 "for classification, pearson/spearman for regression"})
     # fairseq's parent takes these two from the criterion's options, which fairseq-validate does
     # not have: "--task addrop_sentence_prediction" could not even be parsed there. The values of
@@ -79,7 +79,7 @@ def encoder_self_attention_layers(model):
 @register_task("addrop_sentence_prediction", dataclass=AddropSentencePredictionConfig)
 class AddropSentencePredictionTask(CrossTuningMixin, SentencePredictionTask):
     _task_name = "addrop_sentence_prediction"
-    prepare_command = "scripts/prepare_glue.py"
+    prepare_command = "addrop-prepare-glue"
 
     def __init__(self, cfg: AddropSentencePredictionConfig, data_dictionary, label_dictionary):
         super().__init__(cfg, data_dictionary, label_dictionary)

@@ -1,6 +1,6 @@
 """Sequence tagging (NER) with cross-tuning and seqeval entity F1 in validation.
 
-Data (written by scripts/prepare_conll2003.py), all under ``--data``:
+Data (written by addrop-prepare-conll2003), all under ``--data``:
   input/dict.txt, input/SPLIT.{bin,idx}    subword ids of each sentence (no <s>, </s>)
   pieces/SPLIT.{bin,idx}                  number of subwords of each word
   label/dict.txt, label/SPLIT.{bin,idx}   one BIO2 label id per word
@@ -36,7 +36,7 @@ from omegaconf import MISSING
 
 from ..config import AddropScheduleConfig
 from ..errors import AddropError
-from ..ner_data import (
+from ..data.ner import (
     IGNORE_INDEX,
     align_labels,
     continuation_labels,
@@ -55,7 +55,7 @@ NER_COUNT_KEYS = ("tp", "pred", "gold", "words", "words_correct")
 @dataclass
 class AddropTaggingConfig(FairseqDataclass):
     data: str = field(default=MISSING, metadata={
-        "help": "directory written by scripts/prepare_conll2003.py"})
+        "help": "directory written by addrop-prepare-conll2003"})
     label_all_subwords: bool = field(default=False, metadata={
         "help": "train on every subword of a word (later pieces of a B-X word get I-X), as the "
                 "paper's code did; by default only a word's first subword carries its label"})
@@ -121,7 +121,7 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
         for path in paths:
             if not os.path.isfile(path):
                 raise AddropError(f"--data {cfg.data}: missing {path} (prepare the data with "
-                                  "scripts/prepare_conll2003.py)")
+                                  "addrop-prepare-conll2003)")
         dictionary = Dictionary.load(paths[0])
         # RoBERTa-style checkpoints have a <mask> row; adding it keeps their embedding size
         dictionary.add_symbol("<mask>")
@@ -169,7 +169,7 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
     def num_labels(self) -> int:
         return len(self.label_names)
 
-    prepare_command = "scripts/prepare_conll2003.py"
+    prepare_command = "addrop-prepare-conll2003"
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         self.check_binarized(split, epoch)

@@ -17,7 +17,7 @@ class AddropTranslationConfig(TranslationConfig, AddropScheduleConfig):
 @register_task("addrop_translation", dataclass=AddropTranslationConfig)
 class AddropTranslationTask(CrossTuningMixin, TranslationTask):
     _task_name = "addrop_translation"
-    prepare_command = "scripts/prepare_translation.py (or fairseq-preprocess)"
+    prepare_command = "addrop-prepare-translation (or fairseq-preprocess)"
 
     def __init__(self, cfg: AddropTranslationConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)

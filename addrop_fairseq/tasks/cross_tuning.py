@@ -10,10 +10,10 @@ from fairseq import utils
 from fairseq.data import data_utils
 
 from ..config import validate_schedule
-from ..data_check import check_split_files
+from ..data.checks import check_split_files
 from ..criterions.two_pass import AddropCriterionMixin, Phase
 from ..errors import AddropError
-from ..schedule import addrop_active
+from ..core.schedule import addrop_active
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from addrop_fairseq.ner_data import IGNORE_INDEX, read_conll  # noqa: E402
+from addrop_fairseq.data.ner import IGNORE_INDEX, read_conll  # noqa: E402
 
 
 def encode(tokenizer, sentences, label_ids):
@@ -133,7 +133,7 @@ def main(argv=None):
     parser.add_argument(
         "--compare-with",
         type=Path,
-        help="a scripts/compare.py results.jsonl: write OUTPUT with .md, this loop's seeds "
+        help="a addrop-compare results.jsonl: write OUTPUT with .md, this loop's seeds "
         "against each of its arms (Welch intervals: seed s here is not seed s there)",
     )
     parser.add_argument("--report-only", action="store_true", help="train nothing")

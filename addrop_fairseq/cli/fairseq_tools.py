@@ -1,0 +1,26 @@
+"""fairseq's argparse tools with this plugin loaded: ``--user-dir`` is never needed.
+
+fairseq imports a plugin only through ``--user-dir``, a path that depends on where the package is
+installed; these commands add the installed package's absolute path (so that the workers of a
+distributed run import it too) unless the command line names one.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Sequence
+
+from .. import PLUGIN_DIR
+from .policy import run
+
+
+def with_user_dir(argv: Sequence[str]) -> List[str]:
+    """argv plus ``--user-dir <this package>``, unless it sets ``--user-dir`` already."""
+    if any(arg == "--user-dir" or arg.startswith("--user-dir=") for arg in argv):
+        return list(argv)
+    return [*argv, "--user-dir", PLUGIN_DIR]
+
+
+def run_fairseq_tool(fairseq_main: Callable[[], None], prog: str) -> None:
+    """Runs one of fairseq_cli's ``cli_main`` functions, which read ``sys.argv``."""
+    sys.argv = [prog, *with_user_dir(sys.argv[1:])]
+    run(fairseq_main, prog)

@@ -1,0 +1,12 @@
+"""``addrop-validate``: ``fairseq-validate`` with this plugin loaded, every other argument fairseq's."""
+from .fairseq_tools import run_fairseq_tool
+
+
+def cli() -> None:
+    from fairseq_cli.validate import cli_main
+
+    run_fairseq_tool(cli_main, "addrop-validate")
+
+
+if __name__ == "__main__":
+    cli()

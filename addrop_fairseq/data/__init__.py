@@ -1,0 +1,1 @@
+"""Reading and preparing data without fairseq's training code: GLUE, CoNLL, parallel text."""
