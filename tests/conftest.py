@@ -21,6 +21,15 @@ def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subproce
     return result
 
 
+@pytest.fixture(autouse=True)
+def _fairseq_known_warnings():
+    """The fairseq/hydra/torch warnings the commands filter, ignored by message (pytest.ini
+    cannot hold them: they contain colons); set inside pytest's per-test warning context."""
+    from addrop_fairseq.cli.warning_filters import filter_harmless_warnings
+
+    filter_harmless_warnings()
+
+
 @pytest.fixture(scope="session")
 def plugin_dir() -> str:
     return PLUGIN
