@@ -39,6 +39,39 @@ def test_paired_difference_matches_a_hand_computation():
     assert stats.paired_difference({1: 2.0}, {2: 1.0}) is None
 
 
+def test_paired_p_value_matches_a_hand_computation():
+    # differences 1.0, -0.5, 2.0, 1.5 (as above): t = 1.0 / (sqrt(3.5 / 3) / 2) = 1.8516 on 3
+    # degrees of freedom, whose CDF has a closed form: 1/2 + (x / (1 + x^2) + atan(x)) / pi with
+    # x = t / sqrt(3); two-sided p = 2 * (1 - CDF(t)) = 0.1611
+    t = 1.0 / (math.sqrt(3.5 / 3) / 2)
+    x = t / math.sqrt(3)
+    p = 2 * (1 - (0.5 + (x / (1 + x * x) + math.atan(x)) / math.pi))
+    assert p == pytest.approx(0.1611, abs=1e-4)
+    paired = stats.paired_difference(
+        {1: 80.0, 2: 82.0, 3: 79.0, 4: 81.5}, {1: 79.0, 2: 82.5, 3: 77.0, 4: 80.0}
+    )
+    assert paired.p == pytest.approx(p, rel=1e-9)
+    # the p-value is below 0.05 exactly where the 95% interval leaves out 0
+    narrow = stats.paired_difference({1: 2.0, 2: 2.2, 3: 1.9}, {1: 1.0, 2: 1.0, 3: 1.0})
+    assert narrow.low > 0 and narrow.p < 0.05
+    assert stats.paired_difference({1: 2.0, 2: 3.0}, {1: 1.0, 2: 2.0}).p == 0.0  # no spread
+    assert stats.paired_difference({1: 2.0, 2: 3.0}, {1: 2.0, 2: 3.0}).p == 1.0
+    assert math.isnan(stats.paired_difference({1: 2.0}, {1: 1.0}).p)
+
+
+def test_holm_adjustment_matches_a_hand_computation():
+    # p = 0.01, 0.04, 0.03, 0.20 (m = 4). Sorted: 0.01, 0.03, 0.04, 0.20, multiplied by
+    # 4, 3, 2, 1: 0.04, 0.09, 0.08, 0.20. Step-down keeps the order: 0.08 is raised to the 0.09
+    # before it. Back in the given order: 0.04, 0.09, 0.09, 0.20.
+    assert stats.holm_adjusted([0.01, 0.04, 0.03, 0.20]) == pytest.approx([0.04, 0.09, 0.09, 0.20])
+    # p = 0.6, 0.01, 0.7 (m = 3): 0.01 * 3 = 0.03; 0.6 * 2 = 1.2, capped at 1; 0.7 * 1 = 0.7,
+    # raised to the 1 before it.
+    assert stats.holm_adjusted([0.6, 0.01, 0.7]) == pytest.approx([1.0, 0.03, 1.0])
+    assert stats.holm_adjusted([0.02]) == [0.02] and stats.holm_adjusted([]) == []
+    with pytest.raises(AddropError, match="nan is not a p-value"):
+        stats.holm_adjusted([0.1, math.nan])
+
+
 def test_welch_difference_matches_a_hand_computation():
     from scipy import stats as scipy_stats
 
@@ -51,6 +84,7 @@ def test_welch_difference_matches_a_hand_computation():
     assert diff.low == pytest.approx(-3.0 - half) and diff.high == pytest.approx(-3.0 + half)
     reference = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert (diff.low, diff.high) == pytest.approx((reference.low, reference.high))
+    assert diff.p == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert math.isnan(stats.welch_difference([1.0], [2.0, 3.0]).low)
     assert math.isnan(stats.welch_difference([], [2.0]).mean)
 
