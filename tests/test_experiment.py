@@ -248,6 +248,56 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp*"))
 
 
+def _compare_main():
+    """The main() of the comparison command (scripts/compare.py), loaded without running it."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare.py"
+    return runpy.run_path(str(script), run_name="compare_under_test")["main"]
+
+
+def test_report_only_against_another_baseline_writes_its_own_summary(tmp_path, capsys):
+    raw = {**BASE, "arms": {"plain": "--addrop-schedule off", "ga": "--a 1", "rd": "--a 2"}}
+    (tmp_path / "spec.json").write_text(json.dumps(raw))
+    spec = build_spec(raw)
+    out = tmp_path / "out"
+    out.mkdir()
+    rd_test_over_plain = {1: 0.5, 2: 1.0, 3: 1.5}
+    records = []
+    for seed in (1, 2, 3):
+        plain, ga, rd = spec.arms
+        records.append(_record(spec, plain, seed, 70.0 + seed, 60.0 + seed))
+        records.append(_record(spec, ga, seed, 72.0 + seed, 62.0 + seed))
+        records.append(_record(spec, rd, seed, 71.0 + seed, 60.0 + seed + rd_test_over_plain[seed]))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    main = _compare_main()
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only",
+                 "--baseline", "rd"]) == 0
+    assert capsys.readouterr().out.strip() == f"compare: {out / 'summary-vs-rd.md'}"
+    against_rd = (out / "summary-vs-rd.md").read_text()
+    assert "Paired against `rd`" in against_rd
+    # ga minus rd: dev +1 on every seed; test 1.5, 1.0, 0.5: mean 1.0, sd 0.5,
+    # half-width t_{0.975, 2} * 0.5 / sqrt(3) = 4.3027 * 0.2887 = 1.2421
+    assert "| ga | 3 | +1.00 [1.00, 1.00] | +1.00 [-0.24, 2.24] | 3/0/0 |" in against_rd
+    assert "| plain | 3 | -1.00 [-1.00, -1.00] | -1.00 [-2.24, 0.24] | 0/3/0 |" in against_rd
+    assert not [line for line in against_rd.splitlines() if line.startswith("| rd |") and "[" in line]
+    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl", "summary-vs-rd.md"]
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only"]) == 0
+    assert "Paired against `plain`" in (out / "summary.md").read_text()
+    assert (out / "summary-vs-rd.md").read_text() == against_rd  # left as it was
+    capsys.readouterr()
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only",
+                 "--baseline", "RD"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "compare: error: --baseline: 'RD' is not an arm of the spec (plain, ga, rd)"
+    ]
+    assert not (out / "summary-vs-RD.md").exists()
+
+
 def plt_image(path):
     import matplotlib.image
 
