@@ -298,6 +298,55 @@ def test_report_only_against_another_baseline_writes_its_own_summary(tmp_path, c
     assert not (out / "summary-vs-RD.md").exists()
 
 
+def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
+    from addrop_fairseq.cli.holm import main as holm_main
+    from addrop_fairseq.experiment import families
+
+    spec = build_spec({**BASE, "arms": {"plain": "--a 0", "ga": "--a 1"}})
+    plain, ga = spec.arms
+    ga_test_gain = {1: 1.0, 2: -0.5, 3: 2.0, 4: 1.5}  # the differences worked by hand above
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "results.jsonl").write_text("".join(
+        json.dumps(_record(spec, arm, seed, 70.0 + (arm is ga) * 2.0,
+                           60.0 + (ga_test_gain[seed] if arm is ga else 0.0))) + "\n"
+        for seed in (1, 2, 3, 4) for arm in (plain, ga)
+    ))
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n"
+        "  - name: toy\n"
+        "    why: ga against plain\n"
+        "    contrasts:\n"
+        "      - {arms: [study/ga], baseline: study/plain, quantities: [dev, test, gap_last],\n"
+        "         primary: [test]}\n"
+    )
+    study = families.load_families(tmp_path / "families.yaml")[0]
+    rows = families.evaluate_study(study, families.Runs(tmp_path))
+    dev, test, gap = rows
+    # dev +2 on every seed: p 0; the loss gap is the same in both arms (_record): p 1;
+    # test p 0.1611 (test_paired_p_value_matches_a_hand_computation). Holm over the three:
+    # sorted 0, 0.1611, 1 times 3, 2, 1: 0, 0.3222, 1. Over the primary one alone: 0.1611.
+    assert (dev.difference.p, gap.difference.p) == (0.0, 1.0)
+    assert test.difference.p == pytest.approx(0.1611, abs=1e-4)
+    assert [r.holm_p for r in rows] == pytest.approx([0.0, 2 * test.difference.p, 1.0])
+    assert test.primary and test.primary_holm_p == test.difference.p
+    assert not dev.primary and math.isnan(dev.primary_holm_p)
+    assert holm_main([str(tmp_path / "families.yaml"), "--out", str(tmp_path / "holm.md")]) == 0
+    text = (tmp_path / "holm.md").read_text()
+    assert "### toy: 3 comparisons, 1 primary" in text
+    # half-width 3.1824 * 0.5401 = 1.7188 (the hand computation above)
+    assert (
+        "| study/ga minus study/plain | test metric | 4 | +1.00 [-0.72, 2.72] | 0.161 | 0.161 "
+        "| 0.322 |" in text
+    )
+
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n  - name: toy\n    contrasts:\n"
+        "      - {arms: [study/ga], baseline: study/plain, quantities: [bleu]}\n"
+    )
+    with pytest.raises(AddropError, match="quantity 'bleu' is not known"):
+        families.load_families(tmp_path / "families.yaml")
+
+
 def plt_image(path):
     import matplotlib.image
 
