@@ -345,6 +345,23 @@ def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
     )
     with pytest.raises(AddropError, match="quantity 'bleu' is not known"):
         families.load_families(tmp_path / "families.yaml")
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n  - name: toy\n    contrasts:\n"
+        "      - {arms: [gone/ga], baseline: study/plain, quantities: [dev]}\n"
+    )
+    assert holm_main([str(tmp_path / "families.yaml")]) == 1
+
+
+def test_committed_holm_tables_are_what_the_committed_results_give():
+    """docs/results/holm.md, which docs/results.md quotes, is regenerated from the committed
+    results.jsonl files: a changed record or family that was not carried into it fails here."""
+    from pathlib import Path
+
+    from addrop_fairseq.experiment import families
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results"
+    committed = (results / "holm.md").read_text().split("\n\n", 1)[1]  # after the header line
+    assert families.families_markdown(results / "families.yaml") == committed
 
 
 def plt_image(path):
