@@ -39,6 +39,39 @@ def test_paired_difference_matches_a_hand_computation():
     assert stats.paired_difference({1: 2.0}, {2: 1.0}) is None
 
 
+def test_paired_p_value_matches_a_hand_computation():
+    # differences 1.0, -0.5, 2.0, 1.5 (as above): t = 1.0 / (sqrt(3.5 / 3) / 2) = 1.8516 on 3
+    # degrees of freedom, whose CDF has a closed form: 1/2 + (x / (1 + x^2) + atan(x)) / pi with
+    # x = t / sqrt(3); two-sided p = 2 * (1 - CDF(t)) = 0.1611
+    t = 1.0 / (math.sqrt(3.5 / 3) / 2)
+    x = t / math.sqrt(3)
+    p = 2 * (1 - (0.5 + (x / (1 + x * x) + math.atan(x)) / math.pi))
+    assert p == pytest.approx(0.1611, abs=1e-4)
+    paired = stats.paired_difference(
+        {1: 80.0, 2: 82.0, 3: 79.0, 4: 81.5}, {1: 79.0, 2: 82.5, 3: 77.0, 4: 80.0}
+    )
+    assert paired.p == pytest.approx(p, rel=1e-9)
+    # the p-value is below 0.05 exactly where the 95% interval leaves out 0
+    narrow = stats.paired_difference({1: 2.0, 2: 2.2, 3: 1.9}, {1: 1.0, 2: 1.0, 3: 1.0})
+    assert narrow.low > 0 and narrow.p < 0.05
+    assert stats.paired_difference({1: 2.0, 2: 3.0}, {1: 1.0, 2: 2.0}).p == 0.0  # no spread
+    assert stats.paired_difference({1: 2.0, 2: 3.0}, {1: 2.0, 2: 3.0}).p == 1.0
+    assert math.isnan(stats.paired_difference({1: 2.0}, {1: 1.0}).p)
+
+
+def test_holm_adjustment_matches_a_hand_computation():
+    # p = 0.01, 0.04, 0.03, 0.20 (m = 4). Sorted: 0.01, 0.03, 0.04, 0.20, multiplied by
+    # 4, 3, 2, 1: 0.04, 0.09, 0.08, 0.20. Step-down keeps the order: 0.08 is raised to the 0.09
+    # before it. Back in the given order: 0.04, 0.09, 0.09, 0.20.
+    assert stats.holm_adjusted([0.01, 0.04, 0.03, 0.20]) == pytest.approx([0.04, 0.09, 0.09, 0.20])
+    # p = 0.6, 0.01, 0.7 (m = 3): 0.01 * 3 = 0.03; 0.6 * 2 = 1.2, capped at 1; 0.7 * 1 = 0.7,
+    # raised to the 1 before it.
+    assert stats.holm_adjusted([0.6, 0.01, 0.7]) == pytest.approx([1.0, 0.03, 1.0])
+    assert stats.holm_adjusted([0.02]) == [0.02] and stats.holm_adjusted([]) == []
+    with pytest.raises(AddropError, match="nan is not a p-value"):
+        stats.holm_adjusted([0.1, math.nan])
+
+
 def test_welch_difference_matches_a_hand_computation():
     from scipy import stats as scipy_stats
 
@@ -51,6 +84,7 @@ def test_welch_difference_matches_a_hand_computation():
     assert diff.low == pytest.approx(-3.0 - half) and diff.high == pytest.approx(-3.0 + half)
     reference = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert (diff.low, diff.high) == pytest.approx((reference.low, reference.high))
+    assert diff.p == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert math.isnan(stats.welch_difference([1.0], [2.0, 3.0]).low)
     assert math.isnan(stats.welch_difference([], [2.0]).mean)
 
@@ -212,6 +246,122 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
         image = plt_image(tmp_path / "out" / name)
         assert image.shape[0] > 100 and image.shape[1] > 100 and np.ptp(image) > 0
     assert not list((tmp_path / "out").glob("*.tmp*"))
+
+
+def _compare_main():
+    """The main() of the comparison command (scripts/compare.py), loaded without running it."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare.py"
+    return runpy.run_path(str(script), run_name="compare_under_test")["main"]
+
+
+def test_report_only_against_another_baseline_writes_its_own_summary(tmp_path, capsys):
+    raw = {**BASE, "arms": {"plain": "--addrop-schedule off", "ga": "--a 1", "rd": "--a 2"}}
+    (tmp_path / "spec.json").write_text(json.dumps(raw))
+    spec = build_spec(raw)
+    out = tmp_path / "out"
+    out.mkdir()
+    rd_test_over_plain = {1: 0.5, 2: 1.0, 3: 1.5}
+    records = []
+    for seed in (1, 2, 3):
+        plain, ga, rd = spec.arms
+        records.append(_record(spec, plain, seed, 70.0 + seed, 60.0 + seed))
+        records.append(_record(spec, ga, seed, 72.0 + seed, 62.0 + seed))
+        records.append(_record(spec, rd, seed, 71.0 + seed, 60.0 + seed + rd_test_over_plain[seed]))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    main = _compare_main()
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only",
+                 "--baseline", "rd"]) == 0
+    assert capsys.readouterr().out.strip() == f"compare: {out / 'summary-vs-rd.md'}"
+    against_rd = (out / "summary-vs-rd.md").read_text()
+    assert "Paired against `rd`" in against_rd
+    # ga minus rd: dev +1 on every seed; test 1.5, 1.0, 0.5: mean 1.0, sd 0.5,
+    # half-width t_{0.975, 2} * 0.5 / sqrt(3) = 4.3027 * 0.2887 = 1.2421
+    assert "| ga | 3 | +1.00 [1.00, 1.00] | +1.00 [-0.24, 2.24] | 3/0/0 |" in against_rd
+    assert "| plain | 3 | -1.00 [-1.00, -1.00] | -1.00 [-2.24, 0.24] | 0/3/0 |" in against_rd
+    assert not [line for line in against_rd.splitlines() if line.startswith("| rd |") and "[" in line]
+    assert sorted(p.name for p in out.iterdir()) == ["results.jsonl", "summary-vs-rd.md"]
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only"]) == 0
+    assert "Paired against `plain`" in (out / "summary.md").read_text()
+    assert (out / "summary-vs-rd.md").read_text() == against_rd  # left as it was
+    capsys.readouterr()
+
+    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only",
+                 "--baseline", "RD"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "compare: error: --baseline: 'RD' is not an arm of the spec (plain, ga, rd)"
+    ]
+    assert not (out / "summary-vs-RD.md").exists()
+
+
+def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
+    from addrop_fairseq.cli.holm import main as holm_main
+    from addrop_fairseq.experiment import families
+
+    spec = build_spec({**BASE, "arms": {"plain": "--a 0", "ga": "--a 1"}})
+    plain, ga = spec.arms
+    ga_test_gain = {1: 1.0, 2: -0.5, 3: 2.0, 4: 1.5}  # the differences worked by hand above
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "results.jsonl").write_text("".join(
+        json.dumps(_record(spec, arm, seed, 70.0 + (arm is ga) * 2.0,
+                           60.0 + (ga_test_gain[seed] if arm is ga else 0.0))) + "\n"
+        for seed in (1, 2, 3, 4) for arm in (plain, ga)
+    ))
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n"
+        "  - name: toy\n"
+        "    why: ga against plain\n"
+        "    contrasts:\n"
+        "      - {arms: [study/ga], baseline: study/plain, quantities: [dev, test, gap_last],\n"
+        "         primary: [test]}\n"
+    )
+    study = families.load_families(tmp_path / "families.yaml")[0]
+    rows = families.evaluate_study(study, families.Runs(tmp_path))
+    dev, test, gap = rows
+    # dev +2 on every seed: p 0; the loss gap is the same in both arms (_record): p 1;
+    # test p 0.1611 (test_paired_p_value_matches_a_hand_computation). Holm over the three:
+    # sorted 0, 0.1611, 1 times 3, 2, 1: 0, 0.3222, 1. Over the primary one alone: 0.1611.
+    assert (dev.difference.p, gap.difference.p) == (0.0, 1.0)
+    assert test.difference.p == pytest.approx(0.1611, abs=1e-4)
+    assert [r.holm_p for r in rows] == pytest.approx([0.0, 2 * test.difference.p, 1.0])
+    assert test.primary and test.primary_holm_p == test.difference.p
+    assert not dev.primary and math.isnan(dev.primary_holm_p)
+    assert holm_main([str(tmp_path / "families.yaml"), "--out", str(tmp_path / "holm.md")]) == 0
+    text = (tmp_path / "holm.md").read_text()
+    assert "### toy: 3 comparisons, 1 primary" in text
+    # half-width 3.1824 * 0.5401 = 1.7188 (the hand computation above)
+    assert (
+        "| study/ga minus study/plain | test metric | 4 | +1.00 [-0.72, 2.72] | 0.161 | 0.161 "
+        "| 0.322 |" in text
+    )
+
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n  - name: toy\n    contrasts:\n"
+        "      - {arms: [study/ga], baseline: study/plain, quantities: [bleu]}\n"
+    )
+    with pytest.raises(AddropError, match="quantity 'bleu' is not known"):
+        families.load_families(tmp_path / "families.yaml")
+    (tmp_path / "families.yaml").write_text(
+        "studies:\n  - name: toy\n    contrasts:\n"
+        "      - {arms: [gone/ga], baseline: study/plain, quantities: [dev]}\n"
+    )
+    assert holm_main([str(tmp_path / "families.yaml")]) == 1
+
+
+def test_committed_holm_tables_are_what_the_committed_results_give():
+    """docs/results/holm.md, which docs/results.md quotes, is regenerated from the committed
+    results.jsonl files: a changed record or family that was not carried into it fails here."""
+    from pathlib import Path
+
+    from addrop_fairseq.experiment import families
+
+    results = Path(__file__).resolve().parents[1] / "docs" / "results"
+    committed = (results / "holm.md").read_text().split("\n\n", 1)[1]  # after the header line
+    assert families.families_markdown(results / "families.yaml") == committed
 
 
 def plt_image(path):

@@ -81,7 +81,11 @@ def main(argv=None) -> int:
     flags.add_argument("--arm", action="append", help="NAME=OPTIONS, repeatable")
     flags.add_argument("--grid", help='e.g. "p=0.1,0.3,0.5 q=0.1,0.3": one arm per combination')
     flags.add_argument("--grid-options", help="options shared by the grid's arms")
-    flags.add_argument("--baseline")
+    flags.add_argument(
+        "--baseline",
+        help="the arm the others are paired with; with a spec, a report against this arm "
+        "instead of the spec's baseline, in OUT/summary-vs-ARM.md",
+    )
     flags.add_argument("--select-metric", default="loss")
     flags.add_argument("--maximize", action="store_true")
     flags.add_argument(
@@ -95,6 +99,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec) if args.spec else build_spec(spec_from_flags(args), "flags")
+        if args.baseline:
+            spec.arm(args.baseline, "--baseline")
         if args.seeds:
             try:
                 spec.seeds = [int(s) for s in args.seeds.split(",")]
@@ -119,20 +125,23 @@ def main(argv=None) -> int:
             keep_checkpoints=args.keep_checkpoints,
             retry_failed=args.retry_failed,
         )
+        summary = comparison.summary_path(args.baseline)
         if args.report_only:
-            comparison.report()
+            comparison.report(args.baseline)
         else:
             if args.only:
                 comparison.restrict(args.only.split(","))
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
             comparison.run()
+            if args.baseline:
+                comparison.report(args.baseline)
     except AddropError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("compare: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    print(f"compare: {args.out / 'summary.md'}")
+    print(f"compare: {summary}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -431,17 +432,36 @@ class Comparison:
         self.report()
         return self.records()
 
-    def report(self) -> None:
-        """summary.md and the PNGs from what results.jsonl holds now (each file replaced whole)."""
+    def summary_path(self, baseline: str | None = None) -> Path:
+        """summary.md against the spec's baseline; summary-vs-ARM.md against another arm."""
+        if baseline is None or baseline == self.spec.baseline:
+            return self.out_dir / SUMMARY
+        return self.out_dir / f"summary-vs-{baseline}.md"
+
+    def report(self, baseline: str | None = None) -> Path:
+        """summary.md and the PNGs from what results.jsonl holds now (each file replaced whole).
+
+        With ``baseline`` another arm than the spec's, only the summary is written, every arm
+        paired against that one, to ``summary-vs-BASELINE.md`` beside the spec's own; returns
+        the summary's path."""
         records = self.records()
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.summary_path(baseline)
+        if path.name != SUMMARY:
+            self.spec.arm(baseline, "--baseline")
+            _atomic_write(
+                path,
+                f"# Comparison: {self.out_dir.name}, against {baseline}\n\n"
+                + stats.summarise(dataclasses.replace(self.spec, baseline=baseline), records, True),
+            )
+            return path
         _atomic_write(
-            self.out_dir / SUMMARY,
+            path,
             f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True),
         )
         ok = [r for r in records if r["status"] == "ok"]
         if not ok:
-            return
+            return path
         by_arm = {arm.name: [r for r in ok if r["arm"] == arm.name] for arm in self.spec.arms}
         tmp = self.out_dir / "curves.png.tmp.png"
         plots.plot_curves(by_arm, self.spec.select_metric, tmp, title=self.out_dir.name)
@@ -479,3 +499,4 @@ class Comparison:
                         f"{split} {metric}: mean gain over {self.spec.baseline} (paired)",
                     )
                     os.replace(tmp, self.out_dir / f"heatmap_{split}.png")
+        return path

@@ -54,8 +54,13 @@ class Spec:
         False  # also validate the training split each epoch (unmasked train loss)
     )
 
-    def arm(self, name: str) -> Arm:
-        return next(arm for arm in self.arms if arm.name == name)
+    def arm(self, name: str, where: str = "arm") -> Arm:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise AddropError(
+            f"{where}: {name!r} is not an arm of the spec ({', '.join(a.name for a in self.arms)})"
+        )
 
     def to_dict(self) -> dict:
         return {

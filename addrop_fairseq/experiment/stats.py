@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..errors import AddropError
+
 
 @dataclass
 class Paired:
@@ -18,6 +20,7 @@ class Paired:
     wins: int
     losses: int
     ties: int
+    p: float = math.nan  # two-sided paired t-test of mean 0 (nan with one seed)
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -42,6 +45,7 @@ def paired_difference(arm: dict, baseline: dict, confidence: float = 0.95) -> Pa
         return None
     diff = np.array([arm[s] - baseline[s] for s in seeds], dtype=float)
     mean = float(diff.mean())
+    p = _one_sample_p(diff)
     if len(diff) > 1:
         half = float(
             stats.t.ppf(0.5 + confidence / 2, len(diff) - 1)
@@ -58,7 +62,39 @@ def paired_difference(arm: dict, baseline: dict, confidence: float = 0.95) -> Pa
         int((diff > 0).sum()),
         int((diff < 0).sum()),
         int((diff == 0).sum()),
+        p,
     )
+
+
+def _one_sample_p(diff: np.ndarray) -> float:
+    """Two-sided p of Student's t-test that the differences' mean is 0 (what scipy's ttest_rel
+    computes from the two sides). Differences without spread give 0 (or 1 if all are 0), where
+    scipy gives nan; nan with one difference."""
+    if len(diff) < 2:
+        return math.nan
+    if np.all(diff == diff[0]):
+        return 1.0 if diff[0] == 0 else 0.0
+    return float(stats.ttest_1samp(diff, 0.0).pvalue)
+
+
+def holm_adjusted(p_values) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values, in the order given.
+
+    Sorted ascending, the i-th smallest (i = 1..m) becomes (m - i + 1) * p_(i), raised to the
+    largest adjusted value before it (so that the order is kept) and capped at 1. Rejecting where
+    the adjusted value is at most alpha keeps the chance of any false rejection in the family at
+    most alpha, whatever the dependence between the tests."""
+    values = [float(p) for p in p_values]
+    bad = [p for p in values if not 0.0 <= p <= 1.0]  # nan fails both comparisons
+    if bad:
+        raise AddropError(f"holm_adjusted: {bad[0]!r} is not a p-value in [0, 1]")
+    m = len(values)
+    adjusted = [math.nan] * m
+    running = 0.0
+    for rank, index in enumerate(sorted(range(m), key=lambda i: values[i])):
+        running = max(running, min(1.0, (m - rank) * values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 @dataclass
@@ -68,6 +104,7 @@ class Unpaired:
     mean: float  # mean(a) - mean(b)
     low: float  # Welch's 95% interval of that difference (nan with fewer than 2 per side)
     high: float
+    p: float = math.nan  # two-sided Welch t-test of a difference of 0
 
 
 def welch_difference(a, b, confidence: float = 0.95) -> Unpaired:
@@ -81,9 +118,12 @@ def welch_difference(a, b, confidence: float = 0.95) -> Unpaired:
     if a.size < 2 or b.size < 2:
         return Unpaired(int(a.size), int(b.size), mean, math.nan, math.nan)
     if a.var() == 0 and b.var() == 0:  # scipy's interval is nan without any spread
-        return Unpaired(int(a.size), int(b.size), mean, mean, mean)
-    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-    return Unpaired(int(a.size), int(b.size), mean, float(interval.low), float(interval.high))
+        return Unpaired(int(a.size), int(b.size), mean, mean, mean, 1.0 if mean == 0 else 0.0)
+    test = stats.ttest_ind(a, b, equal_var=False)
+    interval = test.confidence_interval(confidence)
+    return Unpaired(
+        int(a.size), int(b.size), mean, float(interval.low), float(interval.high), float(test.pvalue)
+    )
 
 
 def loss_gap(epoch: dict):

@@ -1,0 +1,52 @@
+"""How many comparisons each study's reading rests on, and which survive Holm's correction.
+
+    python -m addrop_fairseq.cli.holm docs/results/families.yaml --out docs/results/holm.md
+
+reads each study's finished runs (the results.jsonl files the family file names, relative to
+its directory), computes every comparison's difference, 95% interval and t-test p-value, and
+adjusts the p-values over the study's family with Holm's step-down method. The family file's
+format is in addrop_fairseq/experiment/families.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from addrop_fairseq.errors import AddropError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="addrop-holm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("families", type=Path, help="the family file (YAML)")
+    parser.add_argument("--out", type=Path, help="write the tables here (default: print them)")
+    args = parser.parse_args(argv)
+    from addrop_fairseq.experiment.families import families_markdown
+
+    try:
+        text = families_markdown(args.families)
+    except AddropError as error:
+        print(f"addrop-holm: error: {error}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    header = (
+        f"<!-- written by `python -m addrop_fairseq.cli.holm {args.families} --out {args.out}`; "
+        "do not edit -->\n\n"
+    )
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(header + text, encoding="utf-8")
+    os.replace(tmp, args.out)
+    print(f"addrop-holm: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
