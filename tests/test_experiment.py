@@ -249,12 +249,10 @@ def test_report_writes_summary_curves_and_heatmaps(tmp_path):
 
 
 def _compare_main():
-    """The main() of the comparison command (scripts/compare.py), loaded without running it."""
-    import runpy
-    from pathlib import Path
+    """The main() of the comparison command (addrop-compare)."""
+    from addrop_fairseq.cli.compare import main
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "compare.py"
-    return runpy.run_path(str(script), run_name="compare_under_test")["main"]
+    return main
 
 
 def test_report_only_against_another_baseline_writes_its_own_summary(tmp_path, capsys):

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from addrop_fairseq.errors import AddropError
+from addrop_fairseq.cli.policy import run
 
 
 def main(argv=None) -> int:
@@ -29,16 +29,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from addrop_fairseq.experiment.families import families_markdown
 
-    try:
-        text = families_markdown(args.families)
-    except AddropError as error:
-        print(f"addrop-holm: error: {error}", file=sys.stderr)
-        return 1
+    text = families_markdown(args.families)
     if args.out is None:
         sys.stdout.write(text)
         return 0
     header = (
-        f"<!-- written by `python -m addrop_fairseq.cli.holm {args.families} --out {args.out}`; "
+        f"<!-- written by `addrop-holm {args.families} --out {args.out}`; "
         "do not edit -->\n\n"
     )
     tmp = args.out.with_name(args.out.name + ".tmp")
@@ -48,5 +44,9 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli() -> None:
+    run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

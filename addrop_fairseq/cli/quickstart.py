@@ -8,6 +8,7 @@ the tools print goes to WORKDIR/{prepare,train,translate}.log.
 
 Usage: addrop-quickstart [WORKDIR] [EPOCHS] [hydra overrides of the recipe, e.g. criterion.addrop_p=0.2]
 """
+import argparse
 import os
 import sys
 import time
@@ -20,10 +21,16 @@ from addrop_fairseq.data.samples import QUICKSTART_CORPUS
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    work = Path(argv[0] if argv else "runs/quickstart")
-    epochs = int(argv[1]) if len(argv) > 1 else 12
-    overrides = argv[2:]
+    parser = argparse.ArgumentParser(
+        prog="addrop-quickstart", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work", nargs="?", type=Path, default=Path("runs/quickstart"),
+                        help="where the data, checkpoints and logs go (default: runs/quickstart)")
+    parser.add_argument("epochs", nargs="?", type=int, default=12, help="default: 12")
+    parser.add_argument("overrides", nargs="*",
+                        help="hydra overrides of the recipe, e.g. criterion.addrop_p=0.2")
+    args = parser.parse_args(argv)
+    work, epochs, overrides = args.work, args.epochs, args.overrides
     data, checkpoints = work / "data", work / "checkpoints"
     python = sys.executable
     # the stages run this interpreter's installed commands; one thread per process is faster

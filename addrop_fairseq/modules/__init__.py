@@ -1,0 +1,1 @@
+"""fairseq modules with AD-DROP (as fairseq names its layers' parts): the attention module."""

@@ -1,0 +1,1 @@
+"""Scoring: sacrebleu BLEU, and the evaluation of fine-tuned checkpoints."""
