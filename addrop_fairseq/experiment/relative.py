@@ -25,7 +25,7 @@ def relative_path(path, base=None) -> str:
 
 
 def _inside(path: str, base: str) -> bool:
-    return not os.path.relpath(path, base).startswith(os.pardir)
+    return os.path.relpath(path, base).split(os.sep)[0] != os.pardir
 
 
 def relative_command(argv, base=None) -> str:
