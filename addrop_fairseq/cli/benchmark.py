@@ -54,6 +54,7 @@ import torch
 from addrop_fairseq.cli.policy import run
 
 from addrop_fairseq import PLUGIN_DIR as PLUGIN
+from addrop_fairseq.experiment.relative import relative_command
 
 # the checkout whose commit a benchmark records (none for an installed wheel)
 REPO = Path(PLUGIN).parent
@@ -618,8 +619,7 @@ def write_report(args, argv, text: str, result) -> None:
     if base.suffix in (".md", ".json"):
         base = base.with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    command = "addrop-benchmark " + " ".join(
-        sys.argv[1:] if argv is None else map(str, argv))
+    command = "addrop-benchmark " + relative_command(sys.argv[1:] if argv is None else argv)
     first = result[0] if isinstance(result, list) else result
     info = first["machine"]
     Path(f"{base}.md").write_text(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 
 from addrop_fairseq.errors import AddropError
+from addrop_fairseq.experiment.relative import relative_path
 from addrop_fairseq.cli.policy import run
 
 
@@ -70,8 +71,8 @@ def main(argv=None) -> int:
         maps.plot_maps(panels, args.out, title)
         json_path = args.json or args.out.with_suffix(".json")
         json_path.write_text(json.dumps({
-            "checkpoint": str(args.path), "data": str(args.data), "split": args.split,
-            "index": args.index, "target": target, "seed": args.seed,
+            "checkpoint": relative_path(args.path), "data": relative_path(args.data),
+            "split": args.split, "index": args.index, "target": target, "seed": args.seed,
             "settings": vars(settings), "maps": panels}) + "\n", encoding="utf-8")
     except AddropError as error:
         print(f"plot_attribution: error: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 
 from addrop_fairseq.errors import AddropError
+from addrop_fairseq.experiment.relative import relative_path
 from addrop_fairseq.cli.policy import run
 
 
@@ -84,9 +85,9 @@ def main(argv=None) -> int:
         result = probe.run_probe(loaded, samples, modules, ks, orders, args.attribution,
                                  args.target, args.seed, args.metric, args.iga_steps,
                                  beam=args.beam, post_process=args.post_process)
-        result.update(checkpoint=str(args.path), data=str(args.data), split=args.split,
-                      examples=count, attribution=args.attribution, target=args.target,
-                      modules=sorted({m.kind for m in modules}),
+        result.update(checkpoint=relative_path(args.path), data=relative_path(args.data),
+                      split=args.split, examples=count, attribution=args.attribution,
+                      target=args.target, modules=sorted({m.kind for m in modules}),
                       layers=sorted({m.layer for m in modules}), seed=args.seed,
                       seconds=round(time.time() - start, 1))
         title = (f"{Path(args.path).name} on {args.split} ({count} examples): "

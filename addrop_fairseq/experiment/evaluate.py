@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AddropError
+from .relative import relative_path
 
 
 
@@ -70,7 +71,7 @@ def evaluate_test(
         )
         match = re.search(r"precision ([\d.]+) \| recall ([\d.]+) \| f1 ([\d.]+)", out)
         if not match:
-            raise AddropError(f"{log}: addrop-evaluate-ner printed no 'precision | recall | f1' line")
+            raise AddropError(f"{relative_path(log)}: addrop-evaluate-ner printed no 'precision | recall | f1' line")
         return {
             "test_metric": float(match[3]),
             "test_precision": float(match[1]),
@@ -101,7 +102,7 @@ def evaluate_test(
         match = re.search(r"BLEU = ([\d.]+).*\((\d+) sentences\)", out)
         signature = re.search(r"signature: (\S+)", out)
         if not match:
-            raise AddropError(f"{log}: addrop-score-bleu printed no BLEU line")
+            raise AddropError(f"{relative_path(log)}: addrop-score-bleu printed no BLEU line")
         return {
             "test_metric": float(match[1]),
             "test_sentences": int(match[2]),

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..errors import AddropError
 from . import logs, plots, stats
 from .evaluate import evaluate_test
+from .relative import relative_command, relative_path
 from .spec import Arm, Spec
 
 RESULTS, SUMMARY, ATTEMPTS = "results.jsonl", "summary.md", "attempts.json"
@@ -302,8 +303,8 @@ class Comparison:
             "fingerprint": fingerprint(self.spec, arm, seed),
             "options": shlex.join(arm.options),
             "grid": arm.grid,
-            "command": shlex.join(command),
-            "run_dir": str(run_dir),
+            "command": relative_command(command),
+            "run_dir": relative_path(run_dir),
             "resumed": resumed,
         }
         code_at_start = code_version()  # what this attempt runs, whatever changes meanwhile
@@ -327,10 +328,10 @@ class Comparison:
                 lines = [line for line in text.splitlines() if line.strip()]
                 raise AddropError(
                     f"fairseq-train exited {code}: {lines[-1] if lines else ''} "
-                    f"(log: {log_path})"
+                    f"(log: {relative_path(log_path)})"
                 )
             if not record["best"]:
-                raise AddropError(f"{log_path}: no dev {self.spec.select_metric!r} in the log")
+                raise AddropError(f"{relative_path(log_path)}: no dev {self.spec.select_metric!r} in the log")
             record.update(
                 evaluate_test(
                     self.spec.test,
