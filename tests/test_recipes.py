@@ -1,6 +1,6 @@
-"""The fairseq-hydra-train recipes (examples/*/config/*.yaml), run as a user runs them: through
-``addrop-hydra-train`` (``python -m addrop_fairseq.hydra_train``), from a directory that is not
-the repository, with ``task.data`` and the checkpoint paths overridden and the model shrunk.
+"""The fairseq-hydra-train recipes shipped in the package (addrop_fairseq/recipes/*.yaml), run as a
+user runs them: through ``addrop-hydra-train --config-name NAME`` (no --config-dir), from a
+directory that is not the repository, with ``task.data`` and the checkpoint paths overridden and the model shrunk.
 Each trains two updates on one-batch data, so the second update is an AD-DROP epoch."""
 import os
 import random
@@ -24,10 +24,8 @@ TWO_UPDATES = ["optimization.max_update=2", "common.cpu=true", "common.log_inter
 def hydra_train(group: str, name: str, cwd: Path, *overrides: str):
     """(training log, the configuration the run saved in its checkpoint)."""
     save_dir = cwd / "checkpoints"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "addrop_fairseq.hydra_train",
-               "--config-dir", str(REPO / "examples" / group / "config"), "--config-name", name,
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "addrop_fairseq.cli.hydra_train", "--config-name", name,
                f"checkpoint.save_dir={save_dir}", *TWO_UPDATES, *overrides]
     cwd.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
@@ -65,33 +63,33 @@ TINY_ROBERTA = ["++model.encoder_layers=2", "++model.encoder_embed_dim=32",
                 "++model.max_positions=128"]
 
 
+RECIPES = REPO / "addrop_fairseq" / "recipes"
+
+
 def test_every_recipe_is_tested():
-    recipes = {p.relative_to(REPO).as_posix() for p in REPO.glob("examples/*/config/*.yaml")}
+    recipes = {p.name for p in RECIPES.glob("*.yaml")}
     assert recipes == {
-        "examples/translation/config/quickstart.yaml",
-        "examples/translation/config/opus_mt_en_ro.yaml",
-        "examples/translation/config/opus_mt_tr_en.yaml",
-        "examples/ner/config/electra_base.yaml", "examples/ner/config/minilm.yaml",
-        *(f"examples/glue/config/{t}.yaml"
-          for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"))}
-    encoders = {p.name for p in REPO.glob("examples/glue/config/encoder/*.yaml")}
+        "quickstart.yaml", "opus_mt_en_ro.yaml", "opus_mt_tr_en.yaml",
+        "electra_base.yaml", "minilm.yaml",
+        *(f"{t}.yaml" for t in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"))}
+    encoders = {p.name for p in (RECIPES / "encoder").glob("*.yaml")}
     assert encoders == {"roberta_base.yaml", "bert_base.yaml"}  # both trained below
 
 
-def test_the_console_script_names_the_wrapper():
-    entry = re.search(r'"addrop-hydra-train = ([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
-    assert entry, "setup.py declares no addrop-hydra-train entry point"
-    import importlib
+def test_user_dir_and_recipes_are_added_unless_given():
+    from addrop_fairseq import PLUGIN_DIR
+    from addrop_fairseq.cli.hydra_train import RECIPES, with_plugin
 
-    assert callable(getattr(importlib.import_module(entry.group(1)), entry.group(2)))
-
-
-def test_user_dir_is_added_unless_given():
-    from addrop_fairseq.cli.hydra_train import PLUGIN_DIR, with_user_dir
-
-    assert with_user_dir(["task.data=x"]) == ["task.data=x", f"common.user_dir={PLUGIN_DIR}"]
-    assert with_user_dir(["common.user_dir=/elsewhere"]) == ["common.user_dir=/elsewhere"]
+    user_dir, recipes = f"common.user_dir={PLUGIN_DIR}", ["--config-dir", str(RECIPES)]
+    assert with_plugin(["task.data=x"]) == [*recipes, user_dir, "task.data=x"]
+    # the overrides stay one run of positionals, whatever options surround them
+    assert with_plugin(["--config-name", "cola", "--cfg", "job", "task.data=x"]) == [
+        *recipes, "--config-name", "cola", "--cfg", "job", user_dir, "task.data=x"]
+    assert with_plugin(["--config-name", "cola"]) == [*recipes, "--config-name", "cola", user_dir]
+    assert with_plugin(["-cd", "mine", "common.user_dir=/elsewhere"]) == [
+        "-cd", "mine", "common.user_dir=/elsewhere"]
     assert os.path.isfile(os.path.join(PLUGIN_DIR, "__init__.py"))
+    assert (RECIPES / "quickstart.yaml").is_file()
 
 
 # --- translation ----------------------------------------------------------------------------------

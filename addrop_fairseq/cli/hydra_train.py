@@ -5,9 +5,8 @@ know (it depends on where the package is installed) and that a relative value wo
 against hydra's output directory. This command imports the plugin first (so that its
 configurations are known when hydra composes the recipe), passes fairseq its absolute path (so
 that the workers of a distributed run import it too) and adds the recipes shipped in the package
-(``addrop_fairseq/recipes``) to hydra's search path, so ``--config-name quickstart`` works from any
-directory; a ``--config-dir`` of the user's is searched first. Every argument is
-fairseq-hydra-train's.
+(``addrop_fairseq/recipes``) as the config directory, so ``--config-name quickstart`` works from any
+directory (a ``--config-dir`` of the user's replaces it). Every argument is fairseq-hydra-train's.
 """
 import logging
 import sys
@@ -20,18 +19,41 @@ from .policy import run
 RECIPES = Path(PLUGIN_DIR) / "recipes"
 
 
-def with_user_dir(argv):
-    """argv plus ``common.user_dir=<this package>``, unless the command line sets it."""
-    if any(arg.lstrip("+").startswith("common.user_dir=") for arg in argv):
-        return list(argv)
-    return [*argv, f"common.user_dir={PLUGIN_DIR}"]
+# hydra's options that take a value: what follows them is not an override
+_VALUED = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+           "--package", "-p", "--experimental-rerun"}
 
 
-def with_recipes(argv):
-    """argv plus the packaged recipes on hydra's search path, unless it sets the search path."""
-    if any(arg.lstrip("+").startswith("hydra.searchpath=") for arg in argv):
-        return list(argv)
-    return [*argv, f"hydra.searchpath=[file://{RECIPES}]"]
+def with_overrides(argv, overrides):
+    """argv with ``overrides`` beside the user's own (hydra's parser takes them as one run of
+    positionals: appended after ``--cfg job``, say, they would be refused)."""
+    argv = list(argv)
+    index, position = 0, len(argv)
+    while index < len(argv):
+        arg = argv[index]
+        if arg in _VALUED:
+            index += 2
+            continue
+        if not arg.startswith("-"):
+            position = index
+            break
+        index += 1
+    return argv[:position] + list(overrides) + argv[position:]
+
+
+def with_plugin(argv):
+    """argv plus ``common.user_dir=<this package>`` unless it sets one, and the packaged recipes
+    as the config directory unless it names its own.
+
+    The recipes go in through --config-dir, not hydra.searchpath: fairseq registers a schema
+    under the recipe's name, and a search-path entry would rank below it.
+    """
+    argv = list(argv)
+    if not any(arg.lstrip("+").startswith("common.user_dir=") for arg in argv):
+        argv = with_overrides(argv, [f"common.user_dir={PLUGIN_DIR}"])
+    if not any(arg in ("--config-dir", "-cd") or arg.startswith("--config-dir=") for arg in argv):
+        argv = ["--config-dir", str(RECIPES), *argv]
+    return argv
 
 
 def one_line_errors(job):
@@ -53,7 +75,7 @@ def main() -> None:
     # still shows them
     logging.getLogger("hydra").setLevel(logging.INFO)
 
-    sys.argv = [sys.argv[0], *with_recipes(with_user_dir(sys.argv[1:]))]
+    sys.argv = [sys.argv[0], *with_plugin(sys.argv[1:])]
     # fairseq's hydra_main looks _hydra_main up when called
     fairseq_hydra_train._hydra_main = one_line_errors(fairseq_hydra_train._hydra_main)
     fairseq_hydra_train.cli_main()

@@ -119,14 +119,18 @@ def _die_with_parent():
 
 def code_version() -> str | None:
     """The commit of the plugin's checkout that ran (``+dirty`` with uncommitted changes to it),
-    so a record says which code made it; None outside a git checkout."""
-    repo = Path(__file__).resolve().parents[2]
+    so a record says which code made it; None for an installed package (a wheel's files are not
+    tracked by any checkout, even one that holds the environment)."""
+    plugin = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+        tracked = subprocess.run(["git", "-C", str(plugin), "ls-files", "--error-unmatch",
+                                  "__init__.py"], capture_output=True, timeout=10).returncode == 0
+        if not tracked:
+            return None
+        commit = subprocess.run(["git", "-C", str(plugin), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                                "addrop_fairseq"], capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(plugin), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("+dirty" if dirty else "")) or None
