@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..errors import AddropError
-from . import logs, plots, stats
+from . import logs, plots, protocols, stats
 from .evaluate import evaluate_test
 from .spec import Arm, Spec
 
@@ -34,18 +34,19 @@ RESULTS, SUMMARY, ATTEMPTS = "results.jsonl", "summary.md", "attempts.json"
 
 def fingerprint(spec: Spec, arm: Arm, seed: int) -> str:
     """What defines a run's result; paths of outputs are not part of it."""
-    key = json.dumps(
-        [
-            spec.data,
-            spec.train,
-            arm.options,
-            seed,
-            spec.select_metric,
-            spec.maximize,
-            spec.test,
-            spec.valid_on_train,
-        ]
-    )
+    fields = [
+        spec.data,
+        spec.train,
+        arm.options,
+        seed,
+        spec.select_metric,
+        spec.maximize,
+        spec.test,
+        spec.valid_on_train,
+    ]
+    if spec.report_split:  # only then, so the fingerprints of earlier specs stay as they were
+        fields.append(spec.report_split)
+    key = json.dumps(fields)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -245,8 +246,13 @@ class Comparison:
         ]
         if self.spec.maximize:
             command.append("--maximize-best-checkpoint-metric")
+        subsets = ["valid"]
+        if self.spec.report_split:
+            subsets.append(self.spec.report_split)
         if self.spec.valid_on_train:
-            command += ["--valid-subset", f"valid,{TRAINSET}"]
+            subsets.append(TRAINSET)
+        if len(subsets) > 1:
+            command += ["--valid-subset", ",".join(subsets)]
         return command
 
     def _env(self) -> dict:
@@ -319,7 +325,9 @@ class Comparison:
             code, cpu = self._spawn(command, log_file, env, save_attempt)
         save_attempt(cpu)
         text = log_path.read_text(encoding="utf-8", errors="replace")
-        record["epochs"] = logs.parse_epochs(text, self.spec.select_metric)
+        record["epochs"] = logs.parse_epochs(
+            text, self.spec.select_metric, self.spec.report_split
+        )
         record["best"] = logs.best_epoch(record["epochs"], self.spec.maximize) or {}
         try:
             if code != 0:
@@ -341,6 +349,14 @@ class Comparison:
                     cpu="--cpu" in self.spec.train,
                 )
             )
+            if self.spec.report_split:
+                # the epoch chosen on dev, scored on the report split in the same validation
+                record["test_metric"] = record["best"].get("report_metric")
+                if record["test_metric"] is None:
+                    raise AddropError(
+                        f"{log_path}: no {self.spec.report_split!r} {self.spec.select_metric!r} "
+                        f"at the chosen epoch {record['best'].get('epoch')}"
+                    )
             record["status"] = "ok"
             if not self.keep_checkpoints:
                 shutil.rmtree(save_dir, ignore_errors=True)
@@ -435,10 +451,10 @@ class Comparison:
         """summary.md and the PNGs from what results.jsonl holds now (each file replaced whole)."""
         records = self.records()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(
-            self.out_dir / SUMMARY,
-            f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True),
-        )
+        text = f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True)
+        if self.spec.report_split:
+            text += "\n" + protocols.summarise(self.spec, records)
+        _atomic_write(self.out_dir / SUMMARY, text)
         ok = [r for r in records if r["status"] == "ok"]
         if not ok:
             return
