@@ -4,8 +4,9 @@ fairseq writes one JSON object per line behind ``| INFO | TAG |``: ``train`` for
 end-of-epoch training summary, ``valid`` for the dev split, and ``trainset`` for the unmasked
 evaluation of the training split (``--valid-subset valid,trainset``, see
 runner.data_with_trainset). A spec's ``report_split`` (e.g. the official GLUE dev split playing
-the test set) is validated every epoch too, under its own tag. A run resumed from ``checkpoint_last.pt`` appends to the same log; a
-later record of an epoch replaces the earlier one.
+the test set) is validated every epoch too, under its own tag. A run resumed from
+``checkpoint_last.pt`` appends to the same log; a later record of an epoch replaces the earlier
+one.
 """
 
 from __future__ import annotations
