@@ -10,6 +10,7 @@ COMMANDS = [
     # checkpoints in and out of Hugging Face
     "convert-opus-mt", "convert-hf-encoder",
     # scoring and experiments
+    "glue-splits",
     "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm",
     # analyses and cost
     "plot-attribution", "probe-attribution", "prior-experiment", "sign-check",

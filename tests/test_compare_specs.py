@@ -79,3 +79,33 @@ def test_the_prior_experiment_arms_parse_with_the_values_they_mean(base, tmp_pat
     assert (parsed["high"].addrop_p, parsed["high"].addrop_q) == (0.3, 1.0)
     assert (parsed["low"].addrop_p, parsed["low"].addrop_q) == (0.3, 1.0)
     assert parsed["random"].addrop_q == 0.3
+
+
+GLUE_SPECS = sorted(REPO.glob("examples/glue/compare/*.yaml"))
+
+
+@pytest.mark.parametrize("path", GLUE_SPECS, ids=lambda p: p.name)
+def test_glue_specs_follow_the_protocol(path):
+    """Issue 30: every GLUE run starts from the pretrained model in the resumable form, clips at
+    1.0, and scores the official dev split (fairseq's test) every epoch beside the selection
+    split; GA and RD differ only in the attribution."""
+    spec = load_spec(path)
+    train = list(spec.train)
+    assert spec.report_split == "test" and spec.test == {"kind": "none"} and spec.maximize
+    assert train[train.index("--finetune-from-model") + 1] == "data-bin/minilm/model.pt"
+    assert train[train.index("--clip-norm") + 1] == "1.0"
+    assert not any(o == "--restore-file" or o.startswith("--reset-") for o in train)
+    arms = {arm.name: list(arm.options) for arm in spec.arms}
+    assert arms["plain"] == ["--addrop-schedule", "off"]
+    if "ga" in arms:
+        attribution = arms["rd"].index("--addrop-attribution") + 1
+        assert arms["rd"][attribution] == "rd" and arms["ga"][attribution] == "ga"
+        assert arms["rd"][:attribution] + arms["rd"][attribution + 1:] == (
+            arms["ga"][:attribution] + arms["ga"][attribution + 1:])
+
+
+def test_the_glue_studies_are_all_here():
+    names = {p.name for p in GLUE_SPECS}
+    fewshot = {f"fewshot-{task}-{k}.yaml" for task in ("sst2", "cola") for k in (16, 64, 256)}
+    assert names == fewshot | {"fewshot-cola-256-grid.yaml", "full-rte.yaml", "full-mrpc.yaml",
+                               "full-cola.yaml", "full-stsb.yaml"}

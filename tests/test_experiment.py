@@ -347,7 +347,8 @@ def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
         "studies:\n  - name: toy\n    contrasts:\n"
         "      - {arms: [gone/ga], baseline: study/plain, quantities: [dev]}\n"
     )
-    assert holm_main([str(tmp_path / "families.yaml")]) == 1
+    with pytest.raises(AddropError, match="gone/results.jsonl: no such results file"):
+        holm_main([str(tmp_path / "families.yaml")])
 
 
 def test_committed_holm_tables_are_what_the_committed_results_give():

@@ -3,8 +3,10 @@
 fairseq writes one JSON object per line behind ``| INFO | TAG |``: ``train`` for the
 end-of-epoch training summary, ``valid`` for the dev split, and ``trainset`` for the unmasked
 evaluation of the training split (``--valid-subset valid,trainset``, see
-runner.data_with_trainset). A run resumed from ``checkpoint_last.pt`` appends to the same log; a
-later record of an epoch replaces the earlier one.
+runner.data_with_trainset). A spec's ``report_split`` (e.g. the official GLUE dev split playing
+the test set) is validated every epoch too, under its own tag. A run resumed from
+``checkpoint_last.pt`` appends to the same log; a later record of an epoch replaces the earlier
+one.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ def _stats(payload: dict, prefix: str) -> dict:
     }
 
 
-def parse_epochs(text: str, metric: str) -> list[dict]:
+def parse_epochs(text: str, metric: str, report: str | None = None) -> list[dict]:
     """Epoch records, in epoch order, with the fields the comparison reports.
 
     ``train_loss`` is the logged training loss (in AD-DROP epochs: the masked second pass's);
-    ``trainset_loss`` the training split evaluated without masks (only with valid-on-train).
+    ``trainset_loss`` the training split evaluated without masks (only with valid-on-train);
+    ``report_loss`` and ``report_metric`` the split named ``report`` (only when given).
     """
     epochs: dict[int, dict] = {}
     for line in text.splitlines():
@@ -48,7 +51,7 @@ def parse_epochs(text: str, metric: str) -> list[dict]:
         except json.JSONDecodeError:
             continue
         tag, epoch = match["tag"], payload.get("epoch")
-        if not isinstance(epoch, int) or tag not in ("train", "valid", "trainset"):
+        if not isinstance(epoch, int) or tag not in ("train", "valid", "trainset", report):
             continue
         record = epochs.setdefault(epoch, {"epoch": epoch})
         if tag == "valid":
@@ -66,9 +69,12 @@ def parse_epochs(text: str, metric: str) -> list[dict]:
                 addrop_drop=stats.get("addrop_drop", 0.0),
                 train_wall=stats.get("wall"),
             )
-        else:
+        elif tag == "trainset":
             stats = _stats(payload, "trainset")
             record.update(trainset_loss=stats.get("loss"), trainset_metric=stats.get(metric))
+        else:
+            stats = _stats(payload, report)
+            record.update(report_loss=stats.get("loss"), report_metric=stats.get(metric))
     return [epochs[e] for e in sorted(epochs)]
 
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from ..errors import AddropError
-from . import logs, plots, stats
+from . import logs, plots, protocols, stats
 from .evaluate import evaluate_test
 from .relative import relative_command, relative_path
 from .spec import Arm, Spec
@@ -36,18 +36,19 @@ RESULTS, SUMMARY, ATTEMPTS = "results.jsonl", "summary.md", "attempts.json"
 
 def fingerprint(spec: Spec, arm: Arm, seed: int) -> str:
     """What defines a run's result; paths of outputs are not part of it."""
-    key = json.dumps(
-        [
-            spec.data,
-            spec.train,
-            arm.options,
-            seed,
-            spec.select_metric,
-            spec.maximize,
-            spec.test,
-            spec.valid_on_train,
-        ]
-    )
+    fields = [
+        spec.data,
+        spec.train,
+        arm.options,
+        seed,
+        spec.select_metric,
+        spec.maximize,
+        spec.test,
+        spec.valid_on_train,
+    ]
+    if spec.report_split:  # only then, so the fingerprints of earlier specs stay as they were
+        fields.append(spec.report_split)
+    key = json.dumps(fields)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -251,8 +252,13 @@ class Comparison:
         ]
         if self.spec.maximize:
             command.append("--maximize-best-checkpoint-metric")
+        subsets = ["valid"]
+        if self.spec.report_split:
+            subsets.append(self.spec.report_split)
         if self.spec.valid_on_train:
-            command += ["--valid-subset", f"valid,{TRAINSET}"]
+            subsets.append(TRAINSET)
+        if len(subsets) > 1:
+            command += ["--valid-subset", ",".join(subsets)]
         return command
 
     def _env(self) -> dict:
@@ -325,7 +331,9 @@ class Comparison:
             code, cpu = self._spawn(command, log_file, env, save_attempt)
         save_attempt(cpu)
         text = log_path.read_text(encoding="utf-8", errors="replace")
-        record["epochs"] = logs.parse_epochs(text, self.spec.select_metric)
+        record["epochs"] = logs.parse_epochs(
+            text, self.spec.select_metric, self.spec.report_split
+        )
         record["best"] = logs.best_epoch(record["epochs"], self.spec.maximize) or {}
         try:
             if code != 0:
@@ -347,6 +355,14 @@ class Comparison:
                     cpu="--cpu" in self.spec.train,
                 )
             )
+            if self.spec.report_split:
+                # the epoch chosen on dev, scored on the report split in the same validation
+                record["test_metric"] = record["best"].get("report_metric")
+                if record["test_metric"] is None:
+                    raise AddropError(
+                        f"{log_path}: no {self.spec.report_split!r} {self.spec.select_metric!r} "
+                        f"at the chosen epoch {record['best'].get('epoch')}"
+                    )
             record["status"] = "ok"
             if not self.keep_checkpoints:
                 shutil.rmtree(save_dir, ignore_errors=True)
@@ -454,16 +470,16 @@ class Comparison:
         path = self.summary_path(baseline)
         if path.name != SUMMARY:
             self.spec.arm(baseline, "--baseline")
-            _atomic_write(
-                path,
-                f"# Comparison: {self.out_dir.name}, against {baseline}\n\n"
-                + stats.summarise(dataclasses.replace(self.spec, baseline=baseline), records, True),
-            )
+            spec = dataclasses.replace(self.spec, baseline=baseline)
+        else:
+            spec = self.spec
+        title = self.out_dir.name + ("" if spec is self.spec else f", against {baseline}")
+        text = f"# Comparison: {title}\n\n" + stats.summarise(spec, records, True)
+        if spec.report_split:
+            text += "\n" + protocols.summarise(spec, records)
+        _atomic_write(path, text)
+        if path.name != SUMMARY:
             return path
-        _atomic_write(
-            path,
-            f"# Comparison: {self.out_dir.name}\n\n" + stats.summarise(self.spec, records, True),
-        )
         ok = [r for r in records if r["status"] == "ok"]
         if not ok:
             return path

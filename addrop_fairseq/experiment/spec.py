@@ -16,6 +16,9 @@ A spec is a YAML (or JSON) mapping::
     seeds: [1, 2, 3]
     select: {metric: f1, maximize: true}     # dev metric that picks the checkpoint
     test: {kind: ner, split: test}           # ner | translation | glue (see evaluate.py)
+    report_split: test                       # optional: a split validated every epoch beside
+                                             # valid; the test score is read from the log at
+                                             # the epoch chosen on dev (test.kind none)
 
 Relative paths (``data``, ``--user-dir``) are read from the directory the comparison runs in.
 """
@@ -53,6 +56,9 @@ class Spec:
     valid_on_train: bool = (
         False  # also validate the training split each epoch (unmasked train loss)
     )
+    # a split validated every epoch beside ``valid`` (the official GLUE dev split playing the
+    # test set): both protocols of experiment/protocols.py read from the same runs
+    report_split: str | None = None
 
     def arm(self, name: str, where: str = "arm") -> Arm:
         for arm in self.arms:
@@ -72,6 +78,7 @@ class Spec:
             "select": {"metric": self.select_metric, "maximize": self.maximize},
             "test": self.test,
             "valid_on_train": self.valid_on_train,
+            **({"report_split": self.report_split} if self.report_split else {}),
         }
 
 
@@ -144,6 +151,7 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
         "select",
         "test",
         "valid_on_train",
+        "report_split",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -188,6 +196,18 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
         raise AddropError(
             f"{where}.test.kind: {test.get('kind')!r} is not one of {', '.join(TEST_KINDS)}"
         )
+    report_split = raw.get("report_split")
+    if report_split is not None:
+        if not isinstance(report_split, str) or report_split in ("train", "valid", "trainset"):
+            raise AddropError(
+                f"{where}.report_split: expected a split name other than train, valid and "
+                f"trainset, got {report_split!r}"
+            )
+        if test["kind"] != "none":
+            raise AddropError(
+                f"{where}.report_split: the test score is read from the training log at the "
+                f"epoch chosen on dev; test.kind must be none, not {test['kind']!r}"
+            )
     return Spec(
         data=raw["data"],
         train=_options(raw.get("train"), f"{where}.train"),
@@ -198,6 +218,7 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
         maximize=bool(select.get("maximize", False)),
         test=test,
         valid_on_train=bool(raw.get("valid_on_train", False)),
+        report_split=report_split,
     )
 
 

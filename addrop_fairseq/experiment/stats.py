@@ -198,6 +198,8 @@ def _mean_pm(values, digits: int = 2) -> str:
 
 def test_metric_name(spec) -> str:
     """What the spec's test evaluation scores, in words ("none" without one)."""
+    if getattr(spec, "report_split", None):
+        return spec.select_metric
     return {
         "ner": "entity F1",
         "translation": "BLEU",
@@ -218,10 +220,13 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
         "translation": "sacrebleu, beam 4",
         "glue": "evaluate_glue.py",
     }.get(spec.test.get("kind"))
+    if getattr(spec, "report_split", None):
+        scorer = "the training log's validation at the epoch chosen on dev"
     test_metric = f"{test_metric_name(spec)} ({scorer})" if scorer else "none"
     lines = [
         f"Dev metric: `{spec.select_metric}` ({'higher' if spec.maximize else 'lower'} is better; "
-        f"it picks each run's checkpoint). Test metric on the `{spec.test.get('split', 'test')}` "
+        f"it picks each run's checkpoint). Test metric on the "
+        f"`{getattr(spec, 'report_split', None) or spec.test.get('split', 'test')}` "
         f"split: {test_metric} ({'higher' if higher_is_better else 'lower'} is better). "
         f"Seeds: {', '.join(map(str, spec.seeds))}.",
         "",
