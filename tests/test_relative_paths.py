@@ -154,7 +154,7 @@ def test_the_analyses_json_names_the_checkpoint_and_data_relatively(tmp_path, mo
 
 
 def test_the_benchmark_report_records_its_command_relatively(tmp_path, monkeypatch):
-    from addrop_fairseq.cli import benchmark
+    from addrop_fairseq.benchmark import report as benchmark
 
     monkeypatch.chdir(tmp_path)
     output = tmp_path / "bench" / "cpu"
