@@ -22,6 +22,20 @@ def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subproce
 
 
 @pytest.fixture(autouse=True)
+def _quick_tests_start_no_process(request, monkeypatch):
+    """The quick subset (-m "not slow") starts no process: a test that does must be marked slow
+    (every test under tests/e2e is, by its conftest)."""
+    if request.node.get_closest_marker("slow"):
+        return
+    import subprocess
+
+    def refuse(self, args, *rest, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}) but is not "
+                             "marked slow: move it to tests/e2e")
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.fixture(autouse=True)
 def _fairseq_known_warnings():
     """The fairseq/hydra/torch warnings the commands filter, ignored by message (pytest.ini
     cannot hold them: they contain colons); set inside pytest's per-test warning context."""
