@@ -1,0 +1,457 @@
+"""fairseq -> Hugging Face export: logits, beam search, the token-classification pipeline, the
+round trip HF -> fairseq -> HF, and the one-line refusals.
+
+The Hugging Face models are the conversion tests' tiny random ones (built in the test, nothing
+downloaded); "fine-tuning" is simulated by moving every fairseq weight a little, so that an
+export that copied the reference's weights instead of the checkpoint's would fail.
+"""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("sentencepiece")
+
+from fairseq import checkpoint_utils  # noqa: E402
+
+from addrop_fairseq.convert import build_fairseq, save_checkpoint  # noqa: E402
+from addrop_fairseq.convert.export import export_hf  # noqa: E402
+from addrop_fairseq.convert.hf_encoder import convert_hf_encoder  # noqa: E402
+from addrop_fairseq.convert.marian import convert_marian  # noqa: E402
+from addrop_fairseq.errors import AddropError  # noqa: E402
+from test_convert_hf_encoder import TEXTS, encoder_of, write_encoder_dir  # noqa: E402
+from test_convert_marian import (  # noqa: E402
+    fairseq_batch,
+    marian_tokenizer,
+    toy_pairs,
+    write_marian_dir,
+)
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fine_tune(model, scale=0.01, keep=lambda name: False, seed=1):
+    """Moves every weight a little, as fine-tuning would (``keep``: names left alone)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not keep(name):
+                tensor.add_(scale * torch.randn(tensor.shape, generator=generator))
+
+
+def load_fairseq(checkpoint):
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
+    return models[0].eval(), task
+
+
+# --- Marian --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def marian(tmp_path_factory):
+    """A trained tiny OPUS-MT, converted, then fine-tuned as fairseq-train would save it."""
+    root = tmp_path_factory.mktemp("export_marian")
+    hf_model = write_marian_dir(root / "hf", train_steps=150)
+    conversion = convert_marian(root / "hf", root / "converted")
+    model, task = load_fairseq(conversion.checkpoint)
+    bos = task.source_dictionary.bos()
+    fine_tune(model, scale=0.002)
+    with torch.no_grad():  # no gradient ever reaches fairseq's <s> row: it stays zero
+        model.encoder.embed_tokens.weight[bos] = 0
+        model.decoder.final_logits_bias[bos] = 0
+    cfg, _, _ = build_fairseq([str(root / "converted"), "--task", "addrop_translation", "-s", "en",
+                               "-t", "ro", *conversion.model_arguments,
+                               "--criterion", "addrop_label_smoothed_cross_entropy",
+                               "--restore-file", str(conversion.checkpoint)])
+    tuned = root / "tuned" / "checkpoint_best.pt"
+    tuned.parent.mkdir()
+    save_checkpoint(tuned, cfg, model, "AddropLabelSmoothedCrossEntropyCriterion")
+    exported = export_hf(tuned, root / "exported")
+    return root, hf_model, conversion, model, tuned, exported
+
+
+def test_marian_logits_and_files(marian):
+    root, _, conversion, model, _, exported = marian
+    assert exported.hf_class == "MarianMTModel" and exported.reference == root / "hf"
+    out = root / "exported"
+    for name in ("config.json", "generation_config.json", "source.spm", "target.spm", "vocab.json",
+                 "tokenizer_config.json"):
+        assert (out / name).is_file(), name
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(out)).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(out))
+    assert type(hf).__name__ == "MarianMTModel" and type(tokenizer).__name__ == "MarianTokenizer"
+    pairs = toy_pairs(7, 6, longest=9)
+    sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    inputs = tokenizer(sources, text_target=targets, return_tensors="pt", padding=True)
+    net_input, tgt = fairseq_batch(model.decoder.dictionary, conversion, sources, targets)
+    to_fairseq = torch.tensor(conversion.fairseq_index)
+    with torch.no_grad():
+        hf_logits = hf(**inputs).logits
+        fairseq_logits, _ = model(**net_input)
+    worst = max((hf_logits[i, :len(t)] - fairseq_logits[i, :len(t)][:, to_fairseq]).abs().max().item()
+                for i, t in enumerate(tgt))
+    assert worst <= 1e-4, f"max abs logit difference {worst}"
+    # the fine-tuned weights were exported, not the reference's
+    original = transformers.MarianMTModel.from_pretrained(str(root / "hf"))
+    assert not torch.equal(original.model.encoder.layers[0].fc1.weight,
+                           hf.model.encoder.layers[0].fc1.weight)
+
+
+def test_marian_beam_search_agrees_with_fairseq(marian):
+    from fairseq.sequence_generator import SequenceGenerator
+
+    root, _, conversion, model, _, _ = marian
+    hf = transformers.MarianMTModel.from_pretrained(str(root / "exported")).eval()
+    tokenizer = transformers.MarianTokenizer.from_pretrained(str(root / "exported"))
+    dictionary = model.decoder.dictionary
+    sources = [p[0] for p in toy_pairs(5, 8, longest=9)]
+    max_length = 30
+    with torch.no_grad():
+        # fairseq's beam search = transformers' with early stopping, min length 1, pad forbidden
+        expected = hf.generate(**tokenizer(sources, return_tensors="pt", padding=True),
+                               num_beams=4, early_stopping=True, length_penalty=1.0,
+                               min_new_tokens=1, max_length=max_length, do_sample=False,
+                               bad_words_ids=[[tokenizer.pad_token_id]])
+        net_input, _ = fairseq_batch(dictionary, conversion, sources)
+        generator = SequenceGenerator([model], dictionary, beam_size=4, max_len_a=0,
+                                      max_len_b=max_length - 2, min_len=1, len_penalty=1.0)
+        found = generator.generate([model], {"net_input": net_input})
+    to_fairseq = torch.tensor(conversion.fairseq_index)
+    lengths = set()
+    for i, hypotheses in enumerate(found):
+        row = expected[i, 1:]
+        hf_tokens = to_fairseq[row[row != tokenizer.pad_token_id]]
+        assert torch.equal(hypotheses[0]["tokens"], hf_tokens), sources[i]
+        lengths.add(len(hf_tokens))
+    assert len(lengths) >= 3
+
+
+def test_marian_round_trip_is_exact(marian, tmp_path):
+    root, hf_model, conversion, _, _, _ = marian
+    export_hf(conversion.checkpoint, tmp_path / "back")
+    back = transformers.MarianMTModel.from_pretrained(str(tmp_path / "back")).state_dict()
+    original = hf_model.state_dict()
+    assert set(back) == set(original)
+    different = [k for k in original if not torch.equal(original[k], back[k])]
+    assert not different, different[:3]
+
+
+# --- encoders: taggers, classifiers, masked LM ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    """kind -> (HF model, tokenizer, conversion, root), converted once for the module."""
+    made = {}
+
+    def make(kind):
+        if kind not in made:
+            root = tmp_path_factory.mktemp(f"export_{kind}")
+            model, tokenizer = write_encoder_dir(kind, root / "hf", root)
+            made[kind] = (model, tokenizer, convert_hf_encoder(root / "hf", root / "converted"), root)
+        return made[kind]
+    return make
+
+
+def fine_tuned_checkpoint(conversion, root, name, task_args, arch_args=None, head_scale=1.0,
+                          seed=1):
+    """A fairseq checkpoint of a task model restored from the conversion, every weight moved."""
+    arguments = list(arch_args or conversion.model_arguments)
+    cfg, task, model = build_fairseq([str(root / name), *task_args, *arguments,
+                                      "--restore-file", str(conversion.checkpoint)])
+    converted = checkpoint_utils.load_checkpoint_to_cpu(str(conversion.checkpoint))["model"]
+    own = model.state_dict()
+    with torch.no_grad():
+        for key, value in own.items():
+            if key in converted and not key.startswith("encoder.lm_head."):
+                value.copy_(converted[key])
+            elif "head" in key and key.endswith("weight"):
+                value.mul_(head_scale)
+    fine_tune(model, seed=seed)
+    path = root / name / "checkpoint_best.pt"
+    save_checkpoint(path, cfg, model, "criterion")
+    return path, model
+
+
+def ner_data(root, conversion):
+    """Data for --task addrop_tagging written by the project's prepare script (its dev split
+    is what the pipeline test tags)."""
+    from scripts.prepare_conll2003 import main as prepare
+
+    rng = torch.Generator().manual_seed(0)
+    conll = root / "conll"
+    conll.mkdir(exist_ok=True)
+    for split, count in (("train", 12), ("valid", 6), ("test", 3)):
+        lines = []
+        for s in range(count):
+            words = TEXTS[s % len(TEXTS)].split()
+            labels = [NER_LABELS[int(i)] for i in torch.randint(len(NER_LABELS), (len(words),),
+                                                                 generator=rng)]
+            labels = [("I" + label[1:] if label.startswith("I") and i and labels[i - 1] != "O"
+                       else label.replace("I-", "B-")) for i, label in enumerate(labels)]
+            lines += [f"{w} X X {t}" for w, t in zip(words, labels)] + [""]
+        if split == "train":  # every label in train
+            lines += ["the X X B-PER", "quick X X I-PER", "dog X X B-LOC", "a X X I-LOC",
+                      "fox X X B-ORG", ""]
+        (conll / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    data = root / "ner-data"
+    prepare(["--conll-dir", str(conll), "--dest", str(data), "--force", "--tokenizer",
+             "huggingface", "--hf-tokenizer", str(conversion.tokenizer), "--dict",
+             str(conversion.dictionary)])
+    return data
+
+
+def tagger(encoders, kind):
+    hf_model, tokenizer, conversion, root = encoders(kind)
+    data = ner_data(root, conversion)
+    arguments = [a if a != "addrop_hf_encoder" else "addrop_roberta_tagger"
+                 for a in conversion.model_arguments]
+    (root / "tagger").mkdir(exist_ok=True)
+    checkpoint, _ = fine_tuned_checkpoint(
+        conversion, root, "tagger", [str(data), "--task", "addrop_tagging", "--criterion",
+                                     "addrop_tagging"], arguments, head_scale=30.0)
+    # the checkpoint names its data by the path given to fairseq: train there, as fairseq does
+    state = torch.load(checkpoint, weights_only=False)
+    state["cfg"]["task"]["data"] = str(data)
+    torch.save(state, checkpoint)
+    return hf_model, tokenizer, conversion, root, data, checkpoint
+
+
+def hf_and_fairseq_tokens(tokenizer, conversion, texts=TEXTS):
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    tokens = torch.tensor(conversion.fairseq_index)[batch["input_ids"]]
+    return batch, tokens, batch["attention_mask"].bool()
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "electra"])
+def test_tagger_logits(encoders, kind, tmp_path):
+    _, _, conversion, root, data, checkpoint = tagger(encoders, kind)
+    result = export_hf(checkpoint, tmp_path / "out")
+    hf = transformers.AutoModelForTokenClassification.from_pretrained(str(tmp_path / "out")).eval()
+    assert type(hf).__name__ == f"{kind.capitalize()}ForTokenClassification"
+    # class c is the label dictionary's symbol c + 4 (after fairseq's specials)
+    symbols = [line.split()[0] for line in (data / "label" / "dict.txt").read_text().splitlines()]
+    assert hf.config.id2label == dict(enumerate(symbols)) and set(symbols) == set(NER_LABELS)
+    assert result.labels == hf.config.id2label
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    batch, tokens, real = hf_and_fairseq_tokens(tokenizer, conversion)
+    model, _ = load_fairseq(checkpoint)
+    with torch.no_grad():
+        ours = model(tokens)[0]
+        theirs = hf(**batch).logits
+    assert (ours - theirs)[real].abs().max() <= 1e-4
+    assert ours[real].argmax(-1).unique().numel() >= 3  # the labels vary
+
+
+def test_pipeline_gives_evaluate_ners_labels(encoders, tmp_path):
+    """transformers.pipeline("token-classification") labels each word (its first subword) as
+    scripts/evaluate_ner.py's prediction does, and seqeval's F1 is the same."""
+    from seqeval.metrics import f1_score
+
+    from addrop_fairseq.ner_data import read_conll
+    from scripts.evaluate_ner import predict
+
+    _, _, _, _, data, checkpoint = tagger(encoders, "bert")
+    export_hf(checkpoint, tmp_path / "out")
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
+    task.load_dataset("valid")
+    expected = predict(models[0].eval(), task, "valid", 1000, None, torch.device("cpu"))
+    sentences = read_conll(data / "raw" / "valid.conll", columns=2)
+    tag = transformers.pipeline("token-classification", model=str(tmp_path / "out"),
+                                aggregation_strategy="none", ignore_labels=[], device="cpu")
+    predicted, gold = [], []
+    for index, sentence in enumerate(sentences):
+        text, starts = "", []
+        for word in sentence.words:
+            starts.append(len(text) + (1 if text else 0))
+            text += (" " if text else "") + word
+        by_start = {}
+        for token in tag(text):
+            by_start.setdefault(token["start"], token["entity"])  # a word's first subword
+        labels = [by_start[start] for start in starts]
+        assert labels == expected[index], sentence.words
+        predicted.append(labels)
+        gold.append(sentence.tags)
+    assert len({label for labels in predicted for label in labels}) >= 3
+    assert f1_score(gold, predicted) == f1_score(gold, [expected[i] for i in range(len(sentences))])
+
+
+def glue_data(root, labels):
+    data = root / "glue-data"
+    (data / "input0").mkdir(parents=True, exist_ok=True)
+    (data / "label").mkdir(exist_ok=True)
+    shutil.copyfile(root / "converted" / "dict.txt", data / "input0" / "dict.txt")
+    (data / "label" / "dict.txt").write_text("".join(f"{name} {9 - i}\n"
+                                                     for i, name in enumerate(labels)))
+    return data
+
+
+@pytest.mark.parametrize("kind, regression, native", [
+    ("bert", False, False), ("roberta", False, False), ("electra", False, False),
+    ("bert", True, False), ("roberta", False, True)])
+def test_sentence_classifier_logits(encoders, tmp_path, kind, regression, native):
+    """GLUE classifiers (3 MNLI labels) and an STS-B regression, on converted encoders, and
+    fairseq's own --arch roberta restored from a converted RoBERTa."""
+    _, _, conversion, root, = encoders(kind)
+    labels = ["entailment", "neutral", "contradiction"]
+    data = glue_data(root, labels)
+    task_args = [str(data), "--task", "addrop_sentence_prediction",
+                 "--criterion", "addrop_sentence_prediction"]
+    task_args += (["--regression-target", "--num-classes", "1", "--glue-task", "stsb"]
+                  if regression else ["--num-classes", "3", "--glue-task", "none"])
+    arch_args = list(conversion.model_arguments)
+    if kind == "electra":
+        arch_args += ["--pooler-activation-fn", "gelu"]  # ELECTRA's own head
+    if native:
+        assert conversion.roberta_compatible
+        at = arch_args.index("--layernorm-eps")
+        arch_args = ["--arch", "roberta", *arch_args[2:at], *arch_args[at + 2:]]
+    name = f"glue-{kind}-{regression}-{native}"
+    (root / name).mkdir(exist_ok=True)
+    checkpoint, model = fine_tuned_checkpoint(conversion, root, name, task_args, arch_args,
+                                              head_scale=10.0)
+    result = export_hf(checkpoint, tmp_path / "out")
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "out"))
+    hf.eval()
+    assert type(hf).__name__ == f"{kind.capitalize()}ForSequenceClassification"
+    if regression:
+        assert hf.config.num_labels == 1 and hf.config.problem_type == "regression"
+    else:
+        assert hf.config.id2label == dict(enumerate(labels))
+    assert any("encoder.lm_head" in item for item in result.left_out)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "out"))
+    batch, tokens, _ = hf_and_fairseq_tokens(tokenizer, conversion)
+    model.eval()
+    with torch.no_grad():
+        ours = model(tokens, features_only=True,
+                     classification_head_name="sentence_classification_head")[0]
+        theirs = hf(**batch).logits
+    assert ours.shape == theirs.shape and (ours - theirs).abs().max() <= 1e-4
+    # the tokenizer writes type 1 for a second segment; the export computes what fairseq does
+    # (type 0 everywhere)
+    if kind == "bert":
+        pair = tokenizer(TEXTS[0], TEXTS[1], return_tensors="pt")
+        assert pair["token_type_ids"].any()
+        with torch.no_grad():
+            assert torch.allclose(hf(**pair).logits, hf(input_ids=pair["input_ids"]).logits,
+                                  atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_encoder_round_trip_is_exact(encoders, kind, tmp_path):
+    hf_model, tokenizer, conversion, _ = encoders(kind)
+    export_hf(conversion.checkpoint, tmp_path / "back")
+    back = transformers.AutoModelForMaskedLM.from_pretrained(str(tmp_path / "back")).eval()
+    assert type(back) is type(hf_model)
+    original, returned = hf_model.state_dict(), back.state_dict()
+    assert set(original) == set(returned)
+    different = sorted(k for k in original if not torch.equal(original[k], returned[k]))
+    if kind == "bert":
+        # BERT's type-1 row is the one tensor the conversion does not carry (fairseq has no token
+        # types; type 0 is folded into the positions): the export gives type 1 type 0's row
+        assert different == ["bert.embeddings.token_type_embeddings.weight"]
+        types = returned[different[0]]
+        assert torch.equal(types[0], original[different[0]][0]) and torch.equal(types[1], types[0])
+    else:
+        assert not different, different[:3]
+    batch = tokenizer(TEXTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.equal(encoder_of(back)(**batch).last_hidden_state,
+                           encoder_of(hf_model)(**batch).last_hidden_state)
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+def test_transformer_from_scratch_is_refused_with_the_reason(marian, tmp_path):
+    root, _, conversion, _, _, _ = marian
+    sizes = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "8",
+             "--decoder-embed-dim", "8", "--encoder-ffn-embed-dim", "16",
+             "--decoder-ffn-embed-dim", "16", "--encoder-attention-heads", "2",
+             "--decoder-attention-heads", "2", "--share-all-embeddings"]
+    cfg, _, model = build_fairseq([str(root / "converted"), "--task", "addrop_translation", "-s",
+                                   "en", "-t", "ro", "--arch", "addrop_transformer", *sizes])
+    save_checkpoint(tmp_path / "scratch.pt", cfg, model, "criterion")
+    with pytest.raises(AddropError, match=r"--arch addrop_transformer is not exportable: .*"
+                                          r"MarianMTModel .* positions") as error:
+        export_hf(tmp_path / "scratch.pt", tmp_path / "out")
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+
+
+def test_missing_reference_tokenizer(marian, tmp_path):
+    root, _, _, _, tuned, _ = marian
+    reference = tmp_path / "reference"
+    shutil.copytree(root / "hf", reference)
+    (reference / "source.spm").unlink()
+    with pytest.raises(AddropError, match=r"missing source sentencepiece model: .*source\.spm"):
+        export_hf(tuned, tmp_path / "out", reference=reference)
+    # a checkpoint that records no conversion and names no --restore-file
+    state = torch.load(tuned, weights_only=False)
+    state["cfg"]["checkpoint"]["restore_file"] = "checkpoint_last.pt"
+    torch.save(state, tmp_path / "bare.pt")
+    with pytest.raises(AddropError, match=r"no reference tokenizer: .*pass --reference HF_DIR"):
+        export_hf(tmp_path / "bare.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_out_dir_needs_force_and_is_replaced_whole(marian, tmp_path):
+    _, _, _, _, tuned, _ = marian
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier export")
+    with pytest.raises(AddropError, match=r"OUT_DIR .* exists and is not empty; pass --force"):
+        export_hf(tuned, out)
+    assert (out / "stale.txt").is_file()
+    export_hf(tuned, out, force=True)
+    assert not (out / "stale.txt").exists() and (out / "config.json").is_file()
+
+
+def test_a_tensor_without_a_place_or_of_another_shape_stops(encoders, tmp_path):
+    _, _, _, root, _, checkpoint = tagger(encoders, "bert")
+    state = torch.load(checkpoint, weights_only=False)
+    extra = dict(state)
+    extra["model"] = {**state["model"],
+                      "encoder.sentence_encoder.layer_norm.weight": torch.ones(16)}
+    torch.save(extra, tmp_path / "extra.pt")
+    with pytest.raises(AddropError, match=r"encoder\.sentence_encoder\.layer_norm\.weight has no "
+                                          r"place in BertForTokenClassification"):
+        export_hf(tmp_path / "extra.pt", tmp_path / "out")
+    wrong = dict(state)
+    key = "encoder.sentence_encoder.layers.1.fc1.weight"
+    wrong["model"] = {**state["model"], key: torch.zeros(31, 16)}
+    torch.save(wrong, tmp_path / "wrong.pt")
+    with pytest.raises(AddropError, match=rf"{key}: shape \(31, 16\), but BertForTokenClass"
+                                          r"ification's bert\.encoder\.layer\.1\.intermediate"):
+        export_hf(tmp_path / "wrong.pt", tmp_path / "out")
+    # a reference of another size is named, not loaded
+    other = tmp_path / "other"
+    shutil.copytree(root / "hf", other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "hidden_size": 32}))
+    with pytest.raises(AddropError, match=r"config\.json has hidden_size 32, the checkpoint 16"):
+        export_hf(checkpoint, tmp_path / "out", reference=other)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_command_line(marian, tmp_path):
+    _, _, _, _, tuned, _ = marian
+    command = [sys.executable, "-m", "addrop_fairseq.cli.export_hf", str(tuned), str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "MarianMTModel" in done.stdout and (tmp_path / "out" / "model.safetensors").is_file()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith(
+        "addrop_fairseq: error: OUT_DIR ") and "--force" in again.stderr
