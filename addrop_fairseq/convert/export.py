@@ -66,9 +66,10 @@ NOT_EXPORTABLE = {
         "computes: MarianMTModel (post-LN, one shared table) rebuilds Marian's sinusoidal "
         "positions (10000^(-2i/d), counted from 0) and never loads positions from the weights, "
         "while fairseq's are 10000^(-i/(d/2-1)) counted from padding + 1, so every logit would "
-        "differ; FSMTForConditionalGeneration has fairseq's positions but only a Moses+BPE "
-        "tokenizer, not the joint sentencepiece model and fairseq dictionary of this project's "
-        "translation data. Models converted from OPUS-MT (--arch addrop_marian) export"),
+        "differ; FSMTForConditionalGeneration has fairseq's positions, but its tokenizer is "
+        "Moses+BPE, not the joint sentencepiece model and fairseq dictionary of this project's "
+        "translation data (serving it a sentencepiece tokenizer in fairseq's ids is not "
+        "implemented). Models converted from OPUS-MT (--arch addrop_marian) export"),
     "addrop_tagger": (
         "the from-scratch tagger is fairseq's pre-LN transformer encoder with sinusoidal "
         "positions; Hugging Face's token classifiers (BERT, RoBERTa, ELECTRA) are post-LN with "
