@@ -287,11 +287,15 @@ def test_pipeline_gives_evaluate_ners_labels(encoders, tmp_path):
     assert f1_score(gold, predicted) == f1_score(gold, [expected[i] for i in range(len(sentences))])
 
 
-def glue_data(root, labels):
+def glue_data(root, labels, gpt2_ids=False):
     data = root / "glue-data"
     (data / "input0").mkdir(parents=True, exist_ok=True)
     (data / "label").mkdir(exist_ok=True)
-    shutil.copyfile(root / "converted" / "dict.txt", data / "input0" / "dict.txt")
+    dictionary = (root / "converted" / "dict.txt").read_text().splitlines()
+    if gpt2_ids:  # fairseq's own RoBERTa dictionaries name GPT-2 ids, not token strings
+        dictionary = [f"{100 + i} {line.split()[1]}" if not line.startswith("<mask>") else line
+                      for i, line in enumerate(dictionary)]
+    (data / "input0" / "dict.txt").write_text("\n".join(dictionary) + "\n")
     (data / "label" / "dict.txt").write_text("".join(f"{name} {9 - i}\n"
                                                      for i, name in enumerate(labels)))
     return data
@@ -305,7 +309,7 @@ def test_sentence_classifier_logits(encoders, tmp_path, kind, regression, native
     fairseq's own --arch roberta restored from a converted RoBERTa."""
     _, _, conversion, root, = encoders(kind)
     labels = ["entailment", "neutral", "contradiction"]
-    data = glue_data(root, labels)
+    data = glue_data(root, labels, gpt2_ids=native)
     task_args = [str(data), "--task", "addrop_sentence_prediction",
                  "--criterion", "addrop_sentence_prediction"]
     task_args += (["--regression-target", "--num-classes", "1", "--glue-task", "stsb"]
@@ -329,6 +333,7 @@ def test_sentence_classifier_logits(encoders, tmp_path, kind, regression, native
     else:
         assert hf.config.id2label == dict(enumerate(labels))
     assert any("encoder.lm_head" in item for item in result.left_out)
+    assert any("GPT-2 ids" in note for note in result.notes) == native
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "out"))
     batch, tokens, _ = hf_and_fairseq_tokens(tokenizer, conversion)
     model.eval()
