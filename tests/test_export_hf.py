@@ -170,6 +170,7 @@ def fine_tuned_checkpoint(conversion, root, name, task_args, arch_args=None, hea
     """A fairseq checkpoint of a task model restored from the conversion, every weight moved."""
     arguments = list(arch_args or conversion.model_arguments)
     (root / name).mkdir(exist_ok=True)
+    torch.manual_seed(seed)  # the new heads' initialization, whatever ran before
     cfg, task, model = build_fairseq([*task_args, *arguments,
                                       "--restore-file", str(conversion.checkpoint)])
     converted = checkpoint_utils.load_checkpoint_to_cpu(str(conversion.checkpoint))["model"]
@@ -251,7 +252,7 @@ def test_tagger_logits(encoders, kind, tmp_path):
         ours = model(tokens)[0]
         theirs = hf(**batch).logits
     assert (ours - theirs)[real].abs().max() <= 1e-4
-    assert ours[real].argmax(-1).unique().numel() >= 2  # the labels vary
+    assert ours[real].std(0).max() > 0.05  # the logits vary from token to token
 
 
 def test_pipeline_gives_evaluate_ners_labels(encoders, tmp_path):
