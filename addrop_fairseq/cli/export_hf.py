@@ -33,6 +33,9 @@ def main(argv=None) -> None:
     # hydra's deprecation notices about fairseq 0.12's own configs say nothing about the export
     warnings.filterwarnings("ignore", message=r"(?s).*(deprecated|ConfigStore schema)")
     from addrop_fairseq.convert.export import export_hf  # errors print as one line (excepthook)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # one summary, not bars for a few files
 
     result = export_hf(args.checkpoint, args.out_dir, reference=args.reference, force=args.force,
                        data=args.data)

@@ -37,8 +37,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..errors import AddropError
-from ..output_dir import staged_dest
-from . import FAIRSEQ_SPECIALS, read_weights
+from ..output_dir import check_dest, staged_dest
+from . import FAIRSEQ_SPECIALS, read_json_object, read_weights
 from .hf_encoder import (
     ACTIVATIONS,
     LAYER_PARTS,
@@ -161,8 +161,6 @@ def recorded_reference(state: dict, cfg: dict) -> Tuple[Optional[Path], str]:
     if restore and restore != "checkpoint_last.pt":
         record = Path(restore).parent / "conversion.json"
         if record.is_file():
-            from . import read_json_object
-
             converted_from = read_json_object(record, "conversion settings").get("converted_from")
             if converted_from:
                 return Path(converted_from), str(record)
@@ -585,7 +583,10 @@ def export_marian(state, cfg, tensors: Tensors, reference: Path, data: Optional[
     checkpoint = tensors.checkpoint
     config, config_path = read_marian_config(reference, TOOL)
     vocab_path, _, _ = marian_tokenizer_files(reference)
-    pieces = read_vocabulary(vocab_path, config["vocab_size"], config_path, config["vocab_size"])
+    # the checkpoint's table less fairseq's own <s>, unless Marian's vocabulary has one
+    rows = tensors.state["encoder.embed_tokens.weight"].size(0) - (
+        0 if model_cfg.get("marian_has_bos") else 1)
+    pieces = read_vocabulary(vocab_path, rows, checkpoint, config["vocab_size"])
     vocabulary = marian_vocabulary(pieces, config, vocab_path, config_path)
     expected = marian_model_arguments(config, has_bos=vocabulary.bos is not None)
     for option in _MARIAN_SHAPE_OPTIONS:
@@ -676,8 +677,6 @@ def export_hf(checkpoint, out_dir, reference=None, force: bool = False, data=Non
     import addrop_fairseq  # noqa: F401  (registers the plugin's models for the checkpoint's cfg)
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
-    from ..output_dir import check_dest
-
     check_dest(out_dir, force, "OUT_DIR")  # before the work, as well as at the end
     state, cfg, weights = read_checkpoint(checkpoint)
     arch = architecture(cfg)
