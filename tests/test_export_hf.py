@@ -28,7 +28,6 @@ from addrop_fairseq.errors import AddropError  # noqa: E402
 from test_convert_hf_encoder import TEXTS, encoder_of, write_encoder_dir  # noqa: E402
 from test_convert_marian import (  # noqa: E402
     fairseq_batch,
-    marian_tokenizer,
     toy_pairs,
     write_marian_dir,
 )
@@ -101,8 +100,8 @@ def test_marian_logits_and_files(marian):
     with torch.no_grad():
         hf_logits = hf(**inputs).logits
         fairseq_logits, _ = model(**net_input)
-    worst = max((hf_logits[i, :len(t)] - fairseq_logits[i, :len(t)][:, to_fairseq]).abs().max().item()
-                for i, t in enumerate(tgt))
+    worst = max((hf_logits[i, :len(t)] - fairseq_logits[i, :len(t)][:, to_fairseq]).abs().max()
+                .item() for i, t in enumerate(tgt))
     assert worst <= 1e-4, f"max abs logit difference {worst}"
     # the fine-tuned weights were exported, not the reference's
     original = transformers.MarianMTModel.from_pretrained(str(root / "hf"))
@@ -160,7 +159,8 @@ def encoders(tmp_path_factory):
         if kind not in made:
             root = tmp_path_factory.mktemp(f"export_{kind}")
             model, tokenizer = write_encoder_dir(kind, root / "hf", root)
-            made[kind] = (model, tokenizer, convert_hf_encoder(root / "hf", root / "converted"), root)
+            conversion = convert_hf_encoder(root / "hf", root / "converted")
+            made[kind] = (model, tokenizer, conversion, root)
         return made[kind]
     return make
 
@@ -451,7 +451,8 @@ def test_a_tensor_without_a_place_or_of_another_shape_stops(encoders, tmp_path):
 @pytest.mark.slow
 def test_command_line(marian, tmp_path):
     _, _, _, _, tuned, _ = marian
-    command = [sys.executable, "-m", "addrop_fairseq.cli.export_hf", str(tuned), str(tmp_path / "out")]
+    command = [sys.executable, "-m", "addrop_fairseq.cli.export_hf", str(tuned),
+               str(tmp_path / "out")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MarianMTModel" in done.stdout and (tmp_path / "out" / "model.safetensors").is_file()

@@ -22,7 +22,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="addrop-export-hf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="fairseq checkpoint")
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="Hugging Face directory to write")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR",
+                        help="Hugging Face directory to write")
     parser.add_argument("--reference", type=Path, metavar="HF_DIR",
                         help="the Hugging Face directory the model was converted from")
     parser.add_argument("--data", type=Path, metavar="DIR",

@@ -305,8 +305,9 @@ class EncoderOptions:
     @classmethod
     def of(cls, model_cfg: dict, checkpoint: Path) -> "EncoderOptions":
         if model_cfg.get("encoder_normalize_before"):
-            raise AddropError(f"CHECKPOINT {checkpoint}: --encoder-normalize-before (pre-LN) has no "
-                              "Hugging Face BERT/RoBERTa/ELECTRA counterpart (they are post-LN)")
+            raise AddropError(f"CHECKPOINT {checkpoint}: --encoder-normalize-before (pre-LN) "
+                              "has no Hugging Face BERT/RoBERTa/ELECTRA counterpart (they are "
+                              "post-LN)")
         width = int(model_cfg["encoder_embed_dim"])
         return cls(layers=int(model_cfg["encoder_layers"]), width=width,
                    ffn=int(model_cfg["encoder_ffn_embed_dim"]),
@@ -447,7 +448,8 @@ def encoder_tensors(tensors: Tensors, config, offset: int, order: List[int],
     for layer in range(config.num_hidden_layers):
         for hf_part, fairseq_part in LAYER_PARTS.items():
             for kind in ("weight", "bias"):
-                put(f"encoder.layer.{layer}.{hf_part}.{kind}", f"layers.{layer}.{fairseq_part}.{kind}")
+                put(f"encoder.layer.{layer}.{hf_part}.{kind}",
+                    f"layers.{layer}.{fairseq_part}.{kind}")
     return out
 
 
@@ -686,7 +688,8 @@ def export_hf(checkpoint, out_dir, reference=None, force: bool = False, data=Non
         if arch == prefix or arch.startswith(prefix + "_"):
             raise AddropError(f"--arch {arch} is not exportable: {why}")
     if arch.startswith("transformer"):
-        raise AddropError(f"--arch {arch} is not exportable: {NOT_EXPORTABLE['addrop_transformer']}")
+        raise AddropError(f"--arch {arch} is not exportable: "
+                          f"{NOT_EXPORTABLE['addrop_transformer']}")
     if arch == "addrop_marian":
         return export_marian(state, cfg, tensors, find_reference(reference, state, cfg), data,
                              out_dir, force)
