@@ -19,6 +19,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 
 from fairseq import checkpoint_utils  # noqa: E402
+from fairseq.data import data_utils  # noqa: E402
 
 from addrop_fairseq.convert import build_fairseq, save_checkpoint  # noqa: E402
 from addrop_fairseq.convert.export import export_hf  # noqa: E402
@@ -146,6 +147,128 @@ def test_marian_round_trip_is_exact(marian, tmp_path):
     assert set(back) == set(original)
     different = [k for k in original if not torch.equal(original[k], back[k])]
     assert not different, different[:3]
+
+
+# --- a transformer trained here from scratch -> FSMT -------------------------------------------
+
+SCRATCH_SIZES = ["--arch", "addrop_transformer", "--share-all-embeddings",
+                 "--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim", "32",
+                 "--decoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
+                 "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "4",
+                 "--decoder-attention-heads", "4", "--dropout", "0.1",
+                 "--criterion", "addrop_label_smoothed_cross_entropy"]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    """The project's translation data path (prepare_translation.py: joint sentencepiece, joined
+    dictionary) and a tiny addrop_transformer trained on it until it ends sentences itself."""
+    from scripts.prepare_translation import main as prepare
+
+    root = tmp_path_factory.mktemp("export_scratch")
+    pairs = toy_pairs(0, 300, longest=9)
+    splits = {"train": pairs[:240], "valid": pairs[240:270], "test": pairs[270:]}
+    for name, part in splits.items():
+        (root / f"{name}.en").write_text("".join(p[0] + "\n" for p in part))
+        (root / f"{name}.ro").write_text("".join(p[1] + "\n" for p in part))
+    prepare(["-s", "en", "-t", "ro", "--dest", str(root / "data"), "--train", str(root / "train"),
+             "--valid", str(root / "valid"), "--test", str(root / "test"), "--vocab-size", "300",
+             "--workers", "1"])
+    torch.manual_seed(0)
+    cfg, task, model = build_fairseq([str(root / "data" / "bin"), "--task", "addrop_translation",
+                                      "-s", "en", "-t", "ro", *SCRATCH_SIZES])
+    task.load_dataset("train")
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    pad = task.target_dictionary.pad()
+    model.train()
+    for epoch in range(1, 13):
+        batches = task.get_batch_iterator(dataset=task.dataset("train"), max_tokens=400, seed=1,
+                                          epoch=epoch).next_epoch_itr(shuffle=True)
+        for sample in batches:
+            logits = model(**sample["net_input"])[0]
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)),
+                                                     sample["target"].view(-1), ignore_index=pad)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    checkpoint = root / "checkpoints" / "checkpoint_best.pt"
+    checkpoint.parent.mkdir()
+    save_checkpoint(checkpoint, cfg, model, "AddropLabelSmoothedCrossEntropyCriterion")
+    export_hf(checkpoint, root / "exported")
+    return root, checkpoint, splits, float(loss)
+
+
+def test_scratch_tokenizer_gives_the_binarized_ids(scratch):
+    from fairseq.data import Dictionary
+    import sentencepiece
+
+    root, checkpoint, splits, _ = scratch
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(root / "exported"))
+    _, task = load_fairseq(checkpoint)
+    task.load_dataset("test")
+    binarized = task.dataset("test")
+    for index, (source, target) in enumerate(splits["test"]):
+        assert tokenizer(source)["input_ids"] == binarized.src[index].tolist()
+        assert tokenizer(target)["input_ids"] == binarized.tgt[index].tolist()
+    # text the training data never showed: sentencepiece's normalization and byte fallback
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(root / "data" / "spm.model"))
+    dictionary = Dictionary.load(str(root / "data" / "bin" / "dict.en.txt"))
+    for text in ("the café über naïve 東京 🙂", "  two   spaces  ", "Tab\tand ＦＵＬＬ width"):
+        expected = dictionary.encode_line(" ".join(processor.encode(text, out_type=str)),
+                                          add_if_not_exist=False).tolist()
+        assert tokenizer(text)["input_ids"] == expected, text
+    assert tokenizer.decode(tokenizer("the café 東京")["input_ids"],
+                            skip_special_tokens=True) == "the café 東京"
+
+
+def scratch_batch(tokenizer, dictionary, pairs):
+    sources = [p[0] for p in pairs]
+    rows = [torch.tensor(tokenizer(s)["input_ids"]) for s in sources]
+    net_input = {"src_tokens": data_utils.collate_tokens(rows, dictionary.pad(), left_pad=True),
+                 "src_lengths": torch.tensor([len(r) for r in rows])}
+    return sources, net_input
+
+
+def test_scratch_logits_and_beam_search(scratch):
+    from fairseq.sequence_generator import SequenceGenerator
+
+    root, checkpoint, _, loss = scratch
+    assert loss < 1.0  # trained far enough to end sentences by itself
+    hf = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(root / "exported")).eval()
+    assert type(hf).__name__ == "FSMTForConditionalGeneration"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(root / "exported"))
+    model, task = load_fairseq(checkpoint)
+    dictionary = task.target_dictionary
+    pairs = toy_pairs(7, 8, longest=9)
+    sources, net_input = scratch_batch(tokenizer, dictionary, pairs)
+    targets = [torch.tensor(tokenizer(p[1])["input_ids"]) for p in pairs]
+    net_input["prev_output_tokens"] = data_utils.collate_tokens(
+        targets, dictionary.pad(), left_pad=False, move_eos_to_beginning=True)
+    batch = tokenizer(sources, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ours = model(**net_input)[0]
+        theirs = hf(**batch, decoder_input_ids=net_input["prev_output_tokens"]).logits
+    worst = max((ours[i, :len(t)] - theirs[i, :len(t)]).abs().max().item()
+                for i, t in enumerate(targets))
+    assert worst <= 1e-4, f"max abs logit difference {worst}"
+
+    sources, net_input = scratch_batch(tokenizer, dictionary, toy_pairs(5, 8, longest=9))
+    max_length = 30
+    with torch.no_grad():  # the exported generation_config is fairseq-generate's beam search
+        expected = hf.generate(**tokenizer(sources, return_tensors="pt", padding=True),
+                               max_length=max_length)
+        generator = SequenceGenerator([model], dictionary, beam_size=4, max_len_a=0,
+                                      max_len_b=max_length - 2, min_len=1, len_penalty=1.0)
+        found = generator.generate([model], {"net_input": net_input})
+    lengths = set()
+    for i, hypotheses in enumerate(found):
+        row = expected[i, 1:]
+        tokens = row[row != dictionary.pad()]
+        assert torch.equal(hypotheses[0]["tokens"], tokens), sources[i]
+        assert len(tokens) < max_length - 1
+        lengths.add(len(tokens))
+    assert len(lengths) >= 3
 
 
 # --- encoders: taggers, classifiers, masked LM ---------------------------------------------------
@@ -378,18 +501,16 @@ def test_encoder_round_trip_is_exact(encoders, kind, tmp_path):
 
 # --- refusals ------------------------------------------------------------------------------------
 
-def test_transformer_from_scratch_is_refused_with_the_reason(marian, tmp_path):
-    root, _, conversion, _, _, _ = marian
-    sizes = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "8",
-             "--decoder-embed-dim", "8", "--encoder-ffn-embed-dim", "16",
-             "--decoder-ffn-embed-dim", "16", "--encoder-attention-heads", "2",
-             "--decoder-attention-heads", "2", "--share-all-embeddings"]
-    cfg, _, model = build_fairseq([str(root / "converted"), "--task", "addrop_translation", "-s",
-                                   "en", "-t", "ro", "--arch", "addrop_transformer", *sizes])
-    save_checkpoint(tmp_path / "scratch.pt", cfg, model, "criterion")
-    with pytest.raises(AddropError, match=r"--arch addrop_transformer is not exportable: .*"
-                                          r"MarianMTModel .* positions") as error:
-        export_hf(tmp_path / "scratch.pt", tmp_path / "out")
+def test_pre_ln_transformer_is_refused_with_the_reason(scratch, tmp_path):
+    root, _, _, _ = scratch
+    cfg, _, model = build_fairseq([str(root / "data" / "bin"), "--task", "addrop_translation",
+                                   "-s", "en", "-t", "ro", *SCRATCH_SIZES,
+                                   "--encoder-normalize-before"])
+    save_checkpoint(tmp_path / "pre-ln.pt", cfg, model, "criterion")
+    with pytest.raises(AddropError, match=r"--arch addrop_transformer with "
+                                          r"encoder_normalize_before=True is not exportable: .*"
+                                          r"FSMTForConditionalGeneration\) has post-LN") as error:
+        export_hf(tmp_path / "pre-ln.pt", tmp_path / "out")
     assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
 
 

@@ -6,12 +6,16 @@ writes OUT_DIR, which ``from_pretrained`` loads with no other file: MarianMTMode
 with MarianTokenizer's files and generation_config.json), *ForTokenClassification
 (addrop_roberta_tagger, labels from the task's label dictionary), *ForSequenceClassification
 (addrop_sentence_prediction / sentence_prediction models; num_labels=1 for a regression such as
-STS-B) or *ForMaskedLM (a converted addrop_hf_encoder checkpoint, not yet fine-tuned).
+STS-B), *ForMaskedLM (a converted addrop_hf_encoder checkpoint, not yet fine-tuned) or
+FSMTForConditionalGeneration (addrop_transformer / transformer trained from scratch, with a
+tokenizer built from the data's sentencepiece model).
 --reference is the Hugging Face directory the model was converted from; by default the one the
 conversion recorded (in a converted model.pt, or in conversion.json beside the checkpoint that
---restore-file named). --data is the training data directory (for the label and input
-dictionaries) when the checkpoint's own task.data has moved. An existing non-empty OUT_DIR is
-refused unless --force, which replaces it whole; OUT_DIR is written whole or not at all.
+--restore-file named). For a transformer from scratch it is the sentencepiece model (default:
+spm.model beside the data's bin/ directory, where prepare_translation.py writes it).
+--data is the training data directory (for the label and input dictionaries) when the
+checkpoint's own task.data has moved. An existing non-empty OUT_DIR is refused unless --force,
+which replaces it whole; OUT_DIR is written whole or not at all.
 """
 import argparse
 import warnings

@@ -22,8 +22,15 @@ the result. Token types: the conversion folded type 0 into every position row, s
 unfolds it against the reference (bit-exact where a row was not fine-tuned) and gives every type
 row type 0's embedding, which is what the fairseq model computed for every token.
 
-Not exportable, and why (``NOT_EXPORTABLE``): a transformer trained here from scratch
-(``addrop_transformer``) and the from-scratch ``addrop_tagger``.
+- a transformer trained here from scratch (``addrop_transformer`` / ``transformer`` with one
+  shared table, post-LN, sinusoidal positions: fairseq's defaults) ->
+  ``FSMTForConditionalGeneration``, transformers' port of fairseq's own transformer (its
+  positions, its layout), with a fast tokenizer built from the run's sentencepiece model in the
+  fairseq dictionary's ids (``fairseq_sentencepiece_tokenizer``).
+
+Not exportable, and why (``NOT_EXPORTABLE`` and the checks of ``export_transformer``): the
+from-scratch ``addrop_tagger``, and transformers whose options leave FSMT's layout (pre-LN,
+learned positions, separate tables, ...).
 """
 from __future__ import annotations
 
@@ -61,15 +68,6 @@ from .marian import (
 
 TOOL = "addrop-export-hf"
 NOT_EXPORTABLE = {
-    "addrop_transformer": (
-        "a transformer trained here from scratch has no Hugging Face class that computes what it "
-        "computes: MarianMTModel (post-LN, one shared table) rebuilds Marian's sinusoidal "
-        "positions (10000^(-2i/d), counted from 0) and never loads positions from the weights, "
-        "while fairseq's are 10000^(-i/(d/2-1)) counted from padding + 1, so every logit would "
-        "differ; FSMTForConditionalGeneration has fairseq's positions, but its tokenizer is "
-        "Moses+BPE, not the joint sentencepiece model and fairseq dictionary of this project's "
-        "translation data (serving it a sentencepiece tokenizer in fairseq's ids is not "
-        "implemented). Models converted from OPUS-MT (--arch addrop_marian) export"),
     "addrop_tagger": (
         "the from-scratch tagger is fairseq's pre-LN transformer encoder with sinusoidal "
         "positions; Hugging Face's token classifiers (BERT, RoBERTa, ELECTRA) are post-LN with "
@@ -672,6 +670,158 @@ def _same_number(a, b) -> bool:
         return False
 
 
+# --- transformers trained from scratch: FSMT ------------------------------------------------------
+
+# fairseq options that FSMT's layout fixes: (option, the value FSMT needs, what FSMT has instead)
+_FSMT_LAYOUT = (
+    ("share_all_embeddings", True, "one table shared by encoder, decoder and output (train with "
+                                   "--share-all-embeddings and a joined dictionary)"),
+    ("encoder_normalize_before", False, "post-LN layers"),
+    ("decoder_normalize_before", False, "post-LN layers"),
+    ("layernorm_embedding", False, "no layer norm on the embeddings"),
+    ("encoder_learned_pos", False, "sinusoidal positions"),
+    ("decoder_learned_pos", False, "sinusoidal positions"),
+    ("no_token_positional_embeddings", False, "positional embeddings"),
+    ("cross_self_attention", False, "separate self- and cross-attention"),
+    ("no_cross_attention", False, "cross-attention"),
+    ("adaptive_softmax_cutoff", None, "a plain output projection"),
+    ("adaptive_input", False, "plain input embeddings"),
+)
+SENTENCEPIECE_MODEL = "spm.model"  # where scripts/prepare_translation.py leaves it, beside bin/
+
+
+def fairseq_sentencepiece_tokenizer(spm_model: Path, dictionary: Path):
+    """A fast tokenizer that gives fairseq's ids: the sentencepiece model's own normalizer and
+    Viterbi segmentation, its pieces numbered as ``dictionary`` numbers them, ``</s>`` appended
+    (what ``prepare_translation.py`` + ``fairseq-preprocess`` make of a line)."""
+    transformers = _transformers()
+    from fairseq.data import Dictionary
+    from tokenizers import processors
+    from tokenizers.models import Unigram
+    from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    try:
+        proto.ParseFromString(spm_model.read_bytes())
+    except Exception:  # protobuf's DecodeError, and whatever a truncated file raises
+        raise AddropError(f"{spm_model}: not a sentencepiece model") from None
+    if proto.trainer_spec.model_type != 1:
+        kind = "BPE" if proto.trainer_spec.model_type == 2 else "non-unigram"
+        raise AddropError(f"{spm_model}: a sentencepiece {kind} model; only unigram models "
+                          "(prepare_translation.py's) are exported")
+    fairseq_dict = Dictionary.load(str(dictionary))
+    pieces = {piece.piece: (piece.score, piece.type) for piece in proto.pieces}
+    # 2 unknown, 3 control: sentencepiece never reads them from text
+    text_pieces = [p for p, (_, kind) in pieces.items() if kind not in (2, 3)]
+    unlisted = [p for p in text_pieces if fairseq_dict.index(p) == fairseq_dict.unk()]
+    if unlisted:
+        raise AddropError(f"{dictionary}: sentencepiece piece {unlisted[0]!r} of {spm_model} is "
+                          "not in it (fairseq reads it as <unk>, which no tokenizer can reproduce)")
+    never = min(score for score, _ in pieces.values()) - 1e6  # a symbol text never yields
+    vocab = [(symbol, never if index < fairseq_dict.nspecial or pieces.get(symbol, (0, 3))[1]
+              in (2, 3) else pieces[symbol][0])
+             for index, symbol in enumerate(fairseq_dict.symbols)]
+    tokenizer = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
+    tokenizer.model = Unigram(vocab, unk_id=fairseq_dict.unk(),
+                              byte_fallback=proto.trainer_spec.byte_fallback)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", fairseq_dict.eos())])
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
+        unk_token="<unk>", split_special_tokens=True), fairseq_dict
+
+
+def export_transformer(cfg, tensors: Tensors, reference, data: Optional[Path], out_dir: Path,
+                       force: bool) -> Export:
+    transformers = _transformers()
+    model_cfg, task_cfg = cfg["model"], cfg.get("task") or {}
+    arch, checkpoint = architecture(cfg), tensors.checkpoint
+    for option, needed, what in _FSMT_LAYOUT:
+        value = model_cfg.get(option)
+        if (bool(value) != needed) if isinstance(needed, bool) else value not in (None, "", needed):
+            raise AddropError(
+                f"--arch {arch} with {option}={value} is not exportable: the Hugging Face class "
+                f"with fairseq's transformer layout (FSMTForConditionalGeneration) has {what}")
+    width = int(model_cfg["encoder_embed_dim"])
+    for option in ("decoder_embed_dim", "decoder_output_dim", "decoder_input_dim"):
+        if int(model_cfg.get(option) or width) != width:
+            raise AddropError(f"--arch {arch}: {option} {model_cfg[option]} differs from "
+                              f"encoder_embed_dim {width}; FSMT has one width")
+    activation = str(model_cfg.get("activation_fn") or "relu")
+    if activation not in HF_ACTIVATIONS:
+        raise AddropError(f"--activation-fn {activation} has no transformers counterpart "
+                          f"(expected one of {sorted(HF_ACTIVATIONS)})")
+    source, target = task_cfg.get("source_lang"), task_cfg.get("target_lang")
+    dictionary = data_file(cfg, data, f"dict.{source}.txt")
+    if dictionary.read_bytes() != data_file(cfg, data, f"dict.{target}.txt").read_bytes():
+        raise AddropError(f"{dictionary.parent}: dict.{source}.txt and dict.{target}.txt differ; "
+                          "FSMT's tokenizer here is one vocabulary (a joined dictionary)")
+    if reference is not None:
+        spm_model = Path(reference)
+        if spm_model.is_dir():
+            spm_model = spm_model / SENTENCEPIECE_MODEL
+    else:
+        spm_model = dictionary.parent.parent / SENTENCEPIECE_MODEL
+    if not spm_model.is_file():
+        raise AddropError(f"no reference tokenizer: {spm_model} does not exist; pass --reference "
+                          "SPM_MODEL (the sentencepiece model the data was encoded with)")
+    if (spm_model.parent / "spm.target.model").is_file() and reference is None:
+        raise AddropError(f"{spm_model.parent / 'spm.target.model'}: a separate target "
+                          "sentencepiece model; the export's tokenizer is one model")
+    tokenizer, fairseq_dict = fairseq_sentencepiece_tokenizer(spm_model, dictionary)
+
+    table = tensors.take("encoder.embed_tokens.weight")
+    for key in ("decoder.embed_tokens.weight", "decoder.output_projection.weight"):
+        if key in tensors.state and not torch.equal(tensors.take(key), table):
+            raise AddropError(f"{key} differs from encoder.embed_tokens.weight; the export shares "
+                              "one table")
+    if table.size(0) != len(fairseq_dict):
+        raise AddropError(f"encoder.embed_tokens.weight has {table.size(0)} rows, {dictionary} "
+                          f"{len(fairseq_dict)} symbols")
+    layers = {side: int(model_cfg[f"{side}_layers"]) for side in ("encoder", "decoder")}
+    produced = {f"model.{side}.embed_tokens.weight": (table, "encoder.embed_tokens.weight")
+                for side in ("encoder", "decoder")}
+    produced["model.decoder.output_projection.weight"] = (table, "encoder.embed_tokens.weight")
+    for side, parts in (("encoder", ENCODER_PARTS), ("decoder", DECODER_PARTS)):
+        for layer in range(layers[side]):
+            for part in parts:
+                for kind in ("weight", "bias"):
+                    key = f"{side}.layers.{layer}.{part}.{kind}"
+                    produced["model." + key] = (tensors.take(key), key)
+    tensors.check_all_taken("FSMTForConditionalGeneration")
+
+    pad, eos = fairseq_dict.pad(), fairseq_dict.eos()
+    config = transformers.FSMTConfig(
+        langs=[source, target], src_vocab_size=len(fairseq_dict),
+        tgt_vocab_size=len(fairseq_dict), activation_function=HF_ACTIVATIONS[activation],
+        d_model=width, encoder_layers=layers["encoder"], decoder_layers=layers["decoder"],
+        encoder_attention_heads=int(model_cfg["encoder_attention_heads"]),
+        decoder_attention_heads=int(model_cfg["decoder_attention_heads"]),
+        encoder_ffn_dim=int(model_cfg["encoder_ffn_embed_dim"]),
+        decoder_ffn_dim=int(model_cfg["decoder_ffn_embed_dim"]),
+        max_position_embeddings=int(model_cfg.get("max_source_positions") or 1024),
+        scale_embedding=not model_cfg.get("no_scale_embedding"), tie_word_embeddings=True,
+        dropout=float(model_cfg.get("dropout") or 0.0),
+        attention_dropout=float(model_cfg.get("attention_dropout") or 0.0),
+        activation_dropout=float(model_cfg.get("activation_dropout") or 0.0),
+        pad_token_id=pad, bos_token_id=fairseq_dict.bos(), eos_token_id=eos,
+        decoder_start_token_id=eos,  # fairseq's decoder starts from </s>
+        forced_eos_token_id=eos,
+        # FSMT's forward leaves out the causal mask when use_cache is on (it expects one token at
+        # a time); off, a whole-sequence forward is causal. generate() turns the cache on itself
+        use_cache=False, architectures=["FSMTForConditionalGeneration"])
+    model = transformers.FSMTForConditionalGeneration(config).eval()
+    fill_model(model, produced, "FSMTForConditionalGeneration")
+    # fairseq-generate's beam search (fairseq's defaults: --max-len-b 200, no empty output)
+    model.generation_config = transformers.GenerationConfig(
+        num_beams=4, early_stopping=True, length_penalty=1.0, min_new_tokens=1,
+        max_length=202, bad_words_ids=[[pad]], decoder_start_token_id=eos, eos_token_id=eos,
+        forced_eos_token_id=eos, pad_token_id=pad, bos_token_id=fairseq_dict.bos(),
+        use_cache=True)
+    write_directory(out_dir, force, model, tokenizer, "FSMTForConditionalGeneration")
+    return Export(out_dir, "FSMTForConditionalGeneration", spm_model)
+
+
 # --- the entry point -----------------------------------------------------------------------------
 
 def export_hf(checkpoint, out_dir, reference=None, force: bool = False, data=None) -> Export:
@@ -687,9 +837,8 @@ def export_hf(checkpoint, out_dir, reference=None, force: bool = False, data=Non
     for prefix, why in NOT_EXPORTABLE.items():
         if arch == prefix or arch.startswith(prefix + "_"):
             raise AddropError(f"--arch {arch} is not exportable: {why}")
-    if arch.startswith("transformer"):
-        raise AddropError(f"--arch {arch} is not exportable: "
-                          f"{NOT_EXPORTABLE['addrop_transformer']}")
+    if arch.startswith(("addrop_transformer", "transformer")):
+        return export_transformer(cfg, tensors, reference, data, out_dir, force)
     if arch == "addrop_marian":
         return export_marian(state, cfg, tensors, find_reference(reference, state, cfg), data,
                              out_dir, force)
@@ -702,7 +851,7 @@ def export_hf(checkpoint, out_dir, reference=None, force: bool = False, data=Non
         head = "masked_lm"
     else:
         raise AddropError(f"--arch {arch} with --task {task} is not supported by {TOOL} (it "
-                          "exports addrop_marian, addrop_roberta_tagger, addrop_hf_encoder and "
-                          "roberta_* models)")
+                          "exports addrop_marian, addrop_transformer, addrop_roberta_tagger, "
+                          "addrop_hf_encoder and roberta_* models)")
     return export_encoder(state, cfg, tensors, find_reference(reference, state, cfg), head,
                           data, out_dir, force)
