@@ -10,23 +10,23 @@ AD-DROP adds no parameters, so an export is the fine-tuned weights under the oth
   fairseq's ``roberta_*``) -> ``*ForSequenceClassification`` with the GLUE task's labels
   (``num_labels=1`` for a regression such as STS-B);
 - a converted, not yet fine-tuned ``addrop_hf_encoder`` (task ``masked_lm``) -> ``*ForMaskedLM``
-  (BERT, RoBERTa), which closes the round trip HF -> fairseq -> HF.
-
-The tokenizer and what fairseq's checkpoint cannot say (Marian's vocabulary order, token-type
-rows, generation settings) come from the *reference*: the Hugging Face directory the model was
-converted from, given with ``--reference`` or found through the checkpoint (the conversion's
-record in a converted ``model.pt``, or ``conversion.json`` beside the checkpoint that
-``--restore-file`` named). Every fairseq tensor lands somewhere or stops the export with one line
-naming it; the few left out on purpose (the unused masked-LM head of a classifier) are listed in
-the result. Token types: the conversion folded type 0 into every position row, so the export
-unfolds it against the reference (bit-exact where a row was not fine-tuned) and gives every type
-row type 0's embedding, which is what the fairseq model computed for every token.
-
+  (BERT, RoBERTa), which closes the round trip HF -> fairseq -> HF;
 - a transformer trained here from scratch (``addrop_transformer`` / ``transformer`` with one
   shared table, post-LN, sinusoidal positions: fairseq's defaults) ->
   ``FSMTForConditionalGeneration``, transformers' port of fairseq's own transformer (its
   positions, its layout), with a fast tokenizer built from the run's sentencepiece model in the
   fairseq dictionary's ids (``fairseq_sentencepiece_tokenizer``).
+
+For the converted models, the tokenizer and what fairseq's checkpoint cannot say (Marian's
+vocabulary order, token-type rows, generation settings) come from the *reference*: the Hugging
+Face directory the model was converted from, given with ``--reference`` or found through the
+checkpoint (the conversion's record in a converted ``model.pt``, or ``conversion.json`` beside
+the checkpoint that ``--restore-file`` named). Every fairseq tensor lands somewhere or stops the
+export with one line naming it; the few left out on purpose (the unused masked-LM head of a
+classifier) are listed in the result. Token types: the conversion folded type 0 into every
+position row, so the export unfolds it against the reference (bit-exact where a row was not
+fine-tuned) and gives every type row type 0's embedding, which is what the fairseq model
+computed for every token.
 
 Not exportable, and why (``NOT_EXPORTABLE`` and the checks of ``export_transformer``): the
 from-scratch ``addrop_tagger``, and transformers whose options leave FSMT's layout (pre-LN,
