@@ -197,6 +197,18 @@ def data_file(cfg: dict, data: Optional[Path], *parts: str, required: bool = Tru
     return None
 
 
+def language_pair(cfg: dict, data: Optional[Path]) -> Tuple[Optional[str], Optional[str]]:
+    """The translation task's languages; fairseq-train reads them off the data when not given."""
+    from fairseq.data.data_utils import infer_language_pair
+
+    task_cfg = cfg.get("task") or {}
+    source, target = task_cfg.get("source_lang"), task_cfg.get("target_lang")
+    if source and target:
+        return source, target
+    root = str(data) if data is not None else str(task_cfg.get("data") or "")
+    return infer_language_pair(root.split(os.pathsep)[0]) if root else (None, None)
+
+
 def dictionary_symbols(path: Path, add_mask: bool) -> List[str]:
     from fairseq.data import Dictionary
 
@@ -602,7 +614,7 @@ def export_marian(state, cfg, tensors: Tensors, reference: Path, data: Optional[
         if bool(model_cfg.get(flag)) != value:
             raise AddropError(f"CHECKPOINT {checkpoint}: {flag} is {bool(model_cfg.get(flag))}, "
                               f"--reference {reference} needs {value}")
-    source_lang = task_cfg.get("source_lang")
+    source_lang, _ = language_pair(cfg, data)
     dictionary = data_file(cfg, data, f"dict.{source_lang}.txt", required=False) \
         if source_lang else None
     if dictionary is not None and dictionary_symbols(dictionary, False) != vocabulary.names:
@@ -751,7 +763,10 @@ def export_transformer(cfg, tensors: Tensors, reference, data: Optional[Path], o
     if activation not in HF_ACTIVATIONS:
         raise AddropError(f"--activation-fn {activation} has no transformers counterpart "
                           f"(expected one of {sorted(HF_ACTIVATIONS)})")
-    source, target = task_cfg.get("source_lang"), task_cfg.get("target_lang")
+    source, target = language_pair(cfg, data)
+    if not source:
+        raise AddropError("the checkpoint names no language pair and its data has no "
+                          "train.SRC-TGT.SRC.bin to read it from; pass --data DIR")
     dictionary = data_file(cfg, data, f"dict.{source}.txt")
     if dictionary.read_bytes() != data_file(cfg, data, f"dict.{target}.txt").read_bytes():
         raise AddropError(f"{dictionary.parent}: dict.{source}.txt and dict.{target}.txt differ; "
