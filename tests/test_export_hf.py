@@ -516,6 +516,16 @@ def test_pre_ln_transformer_is_refused_with_the_reason(scratch, tmp_path):
     assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
 
 
+def test_from_scratch_tagger_is_refused_with_the_reason(encoders, tmp_path):
+    _, _, conversion, root = encoders("bert")
+    data = ner_data(root, conversion)
+    cfg, _, model = build_fairseq([str(data), "--task", "addrop_tagging", "--criterion",
+                                   "addrop_tagging", "--arch", "addrop_tagger_tiny"])
+    save_checkpoint(tmp_path / "tagger.pt", cfg, model, "criterion")
+    with pytest.raises(AddropError, match=r"--arch addrop_tagger_tiny is not exportable: .*pre-LN"):
+        export_hf(tmp_path / "tagger.pt", tmp_path / "out")
+
+
 def test_missing_reference_tokenizer(marian, tmp_path):
     root, _, _, _, tuned, _ = marian
     reference = tmp_path / "reference"
