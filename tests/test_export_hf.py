@@ -478,6 +478,18 @@ def test_sentence_classifier_logits(encoders, tmp_path, kind, regression, native
                                   atol=1e-6)
 
 
+def test_electra_classifier_with_bert_s_tanh_head_is_refused(encoders, tmp_path):
+    _, _, conversion, root = encoders("electra")
+    data = glue_data(root, ["0", "1"])
+    checkpoint, _ = fine_tuned_checkpoint(
+        conversion, root, "glue-electra-tanh",
+        [str(data), "--task", "addrop_sentence_prediction", "--criterion",
+         "addrop_sentence_prediction", "--num-classes", "2", "--glue-task", "none"])
+    with pytest.raises(AddropError, match=r"--pooler-activation-fn tanh, but ElectraForSequence"
+                                          r"Classification applies gelu"):
+        export_hf(checkpoint, tmp_path / "out")
+
+
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
 def test_encoder_round_trip_is_exact(encoders, kind, tmp_path):
     hf_model, tokenizer, conversion, _ = encoders(kind)
