@@ -45,7 +45,8 @@ ENCODER_TYPES = ("bert", "roberta", "electra")
 # transformers' hidden_act -> fairseq's --activation-fn
 ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_accurate", "gelu_pytorch_tanh": "gelu_accurate",
                "relu": "relu", "tanh": "tanh"}
-_LAYER_PARTS = {
+# transformers' names inside encoder.layer.N -> fairseq's inside layers.N (export.py inverts it)
+LAYER_PARTS = {
     "attention.self.query": "self_attn.q_proj",
     "attention.self.key": "self_attn.k_proj",
     "attention.self.value": "self_attn.v_proj",
@@ -56,7 +57,7 @@ _LAYER_PARTS = {
     "output.LayerNorm": "final_layer_norm",
 }
 # masked-LM heads: (transform dense, transform layer norm, output biases, tied output weight)
-_LM_HEADS = (
+LM_HEADS = (
     ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm",
      ("cls.predictions.bias", "cls.predictions.decoder.bias"), "cls.predictions.decoder.weight"),
     ("lm_head.dense", "lm_head.layer_norm", ("lm_head.bias", "lm_head.decoder.bias"),
@@ -172,6 +173,52 @@ def _special_ids(tokenizer, vocab: Dict[str, int], hf_dir: Path) -> Dict[str, in
     return ids
 
 
+
+@dataclass
+class EncoderVocabulary:
+    """How a Hugging Face tokenizer's ids sit in the fairseq dictionary of a conversion."""
+    order: List[int]  # order[fairseq index] = Hugging Face id
+    names: List[str]  # dict.txt's symbols after fairseq's four specials, <mask> last
+    renamed: Dict[str, str]  # tokens fairseq could not read back -> their placeholders
+    special: Dict[str, int]  # fairseq special symbol -> Hugging Face id
+    by_id: Dict[int, str]
+
+    @property
+    def fairseq_index(self) -> List[int]:  # fairseq_index[hf_id] = the same token's fairseq index
+        index = [0] * len(self.order)
+        for position, hf_id in enumerate(self.order):
+            index[hf_id] = position
+        return index
+
+
+def encoder_vocabulary(tokenizer, hf_dir: Path, rows: int, sizes: str = "",
+                       sizes_agree: bool = True) -> EncoderVocabulary:
+    """fairseq's ``<s> <pad> </s> <unk>`` take the tokenizer's cls, pad, sep and unk tokens, every
+    other token follows in id order, ``<mask>`` last; the same order both ways (conversion and
+    export). ``rows``: the embedding table's; ``sizes`` names the other sizes for the message."""
+    vocab = tokenizer.get_vocab()
+    if len(vocab) != rows or not sizes_agree:
+        raise AddropError(
+            f"vocabulary and embeddings disagree: the tokenizer in {hf_dir} has {len(vocab)} "
+            f"tokens, {sizes or f'the embedding table has {rows} rows'}")
+    by_id = {index: token for token, index in vocab.items()}
+    gaps = [i for i in range(rows) if i not in by_id]
+    if gaps:
+        raise AddropError(f"{hf_dir}: the tokenizer's ids must be 0..{rows - 1}; no token has "
+                          f"id {gaps[0]}")
+    special = _special_ids(tokenizer, vocab, hf_dir)
+    rest = [i for i in range(rows) if i not in special.values()]
+    order = [special[s] for s in FAIRSEQ_SPECIALS] + rest + [special["<mask>"]]
+    names, renamed = fairseq_names([by_id[i] for i in rest], (*FAIRSEQ_SPECIALS, "<mask>"))
+    return EncoderVocabulary(order, names + ["<mask>"], renamed, special, by_id)
+
+
+def position_offset(config: dict) -> int:
+    """The position-table row of the first real token: RoBERTa, like fairseq, counts from
+    pad + 1; BERT and ELECTRA from 0. fairseq's row 2 + k holds Hugging Face's row offset + k."""
+    return config["pad_token_id"] + 1 if config["model_type"] == "roberta" else 0
+
+
 def _take(weights: Dict[str, torch.Tensor], key: str, path: Path, used: set) -> torch.Tensor:
     if key not in weights:
         raise AddropError(f"{path}: missing {key}; the weights do not match config.json")
@@ -204,7 +251,7 @@ def encoder_state_dict(weights: Dict[str, torch.Tensor], config: dict, order: Li
             converted[out + f"embed_projection.{kind}"] = _take(
                 weights, f"embeddings_project.{kind}", path, used)
     for layer in range(config["num_hidden_layers"]):
-        for hf_part, fairseq_part in _LAYER_PARTS.items():
+        for hf_part, fairseq_part in LAYER_PARTS.items():
             for kind in ("weight", "bias"):
                 converted[f"{out}layers.{layer}.{fairseq_part}.{kind}"] = _take(
                     weights, f"encoder.layer.{layer}.{hf_part}.{kind}", path, used)
@@ -213,7 +260,7 @@ def encoder_state_dict(weights: Dict[str, torch.Tensor], config: dict, order: Li
 
 def lm_head_state_dict(weights, words: torch.Tensor, order: List[int], path: Path, used: set
                        ) -> Optional[Dict[str, torch.Tensor]]:
-    for dense, norm, biases, decoder in _LM_HEADS:
+    for dense, norm, biases, decoder in LM_HEADS:
         if f"{dense}.weight" not in weights:
             continue
         if decoder in weights and not torch.equal(weights[decoder].float(), words):
@@ -281,28 +328,16 @@ def convert_hf_encoder(hf_dir, out_dir) -> EncoderConversion:
         raise AddropError(f"{weights_path}: no embeddings.word_embeddings.weight; these are not "
                           f"the weights of a {model_type} encoder")
     rows, embed_dim = weights["embeddings.word_embeddings.weight"].shape
-    vocab = tokenizer.get_vocab()
-    if len(vocab) != rows or config.get("vocab_size", rows) != rows:
-        raise AddropError(
-            f"vocabulary and embeddings disagree: the tokenizer in {hf_dir} has {len(vocab)} "
-            f"tokens, config.json says vocab_size {config.get('vocab_size')}, the embedding table "
-            f"in {weights_path} has {rows} rows")
-    by_id = {index: token for token, index in vocab.items()}
-    gaps = [i for i in range(rows) if i not in by_id]
-    if gaps:
-        raise AddropError(f"{hf_dir}: the tokenizer's ids must be 0..{rows - 1}; no token has "
-                          f"id {gaps[0]}")
-    special = _special_ids(tokenizer, vocab, hf_dir)
-    rest = [i for i in range(rows) if i not in special.values()]
-    order = [special[s] for s in FAIRSEQ_SPECIALS] + rest + [special["<mask>"]]
-    names, renamed = fairseq_names([by_id[i] for i in rest], (*FAIRSEQ_SPECIALS, "<mask>"))
-    fairseq_index = [0] * rows
-    for position, hf_id in enumerate(order):
-        fairseq_index[hf_id] = position
+    vocabulary = encoder_vocabulary(tokenizer, hf_dir, rows,
+                                    f"config.json says vocab_size {config.get('vocab_size')}, the "
+                                    f"embedding table in {weights_path} has {rows} rows",
+                                    config.get("vocab_size", rows) == rows)
+    order, names, renamed = vocabulary.order, vocabulary.names, vocabulary.renamed
+    special, by_id, fairseq_index = vocabulary.special, vocabulary.by_id, vocabulary.fairseq_index
 
     # RoBERTa, like fairseq, numbers real tokens from pad + 1; BERT and ELECTRA from 0
     table_rows = weights["embeddings.position_embeddings.weight"].size(0)
-    position_start = config["pad_token_id"] + 1 if model_type == "roberta" else 0
+    position_start = position_offset(config)
     max_positions = table_rows - position_start
     if max_positions < 1:
         raise AddropError(f"{hf_dir / 'config.json'}: {table_rows} position rows leave no "
@@ -319,7 +354,7 @@ def convert_hf_encoder(hf_dir, out_dir) -> EncoderConversion:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dictionary = out_dir / "dict.txt"
-    write_dictionary(dictionary, names + ["<mask>"])
+    write_dictionary(dictionary, names)
     arguments = model_arguments(config, embed_dim, max_positions)
     cfg, task, model = build_fairseq([str(out_dir.resolve()), "--task", "masked_lm",
                                       "--criterion", "masked_lm", *arguments,
@@ -342,7 +377,7 @@ def convert_hf_encoder(hf_dir, out_dir) -> EncoderConversion:
         checkpoint=out_dir / "model.pt", dictionary=dictionary, tokenizer=tokenizer_dir,
         model_type=model_type, model_arguments=arguments, fairseq_index=fairseq_index,
         roberta_compatible=roberta_compatible,
-        lm_head="converted" if any(f"{d}.weight" in weights for d, *_ in _LM_HEADS)
+        lm_head="converted" if any(f"{d}.weight" in weights for d, *_ in LM_HEADS)
         else "initialized")
     segments = int(config.get("type_vocab_size", 0) or 0)
     record = {

@@ -40,13 +40,14 @@ from . import (
     write_dictionary,
 )
 
-_ENCODER_PARTS = [f"self_attn.{p}_proj" for p in "qkv"] + [
+# layer parts under the same names on both sides (export.py maps them back)
+ENCODER_PARTS = [f"self_attn.{p}_proj" for p in "qkv"] + [
     "self_attn.out_proj", "self_attn_layer_norm", "fc1", "fc2", "final_layer_norm"]
-_DECODER_PARTS = _ENCODER_PARTS + [f"encoder_attn.{p}_proj" for p in "qkv"] + [
+DECODER_PARTS = ENCODER_PARTS + [f"encoder_attn.{p}_proj" for p in "qkv"] + [
     "encoder_attn.out_proj", "encoder_attn_layer_norm"]
-_EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
+EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight",
                    "lm_head.weight")
-_POSITION_KEYS = ("encoder.embed_positions.weight", "decoder.embed_positions.weight")
+POSITION_KEYS = ("encoder.embed_positions.weight", "decoder.embed_positions.weight")
 # fairseq 0.12 drops a split's last batch when it is not a multiple of this option (default 8):
 # without it, fairseq-generate skips up to 7 test sentences (fairseq issues #5036, #5351)
 _KEEP_EVERY_SENTENCE = ("--required-batch-size-multiple", "1")
@@ -157,9 +158,9 @@ def _strip_prefix(weights: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def shared_embedding(weights: Dict[str, torch.Tensor], weights_path: Path) -> torch.Tensor:
-    present = [k for k in _EMBEDDING_KEYS if k in weights]
+    present = [k for k in EMBEDDING_KEYS if k in weights]
     if not present:
-        raise AddropError(f"{weights_path}: no token embedding ({' / '.join(_EMBEDDING_KEYS)}); "
+        raise AddropError(f"{weights_path}: no token embedding ({' / '.join(EMBEDDING_KEYS)}); "
                           "this is not a MarianMT checkpoint")
     table = weights[present[0]]
     for key in present[1:]:
@@ -265,7 +266,7 @@ def marian_state_dict(weights: Dict[str, torch.Tensor], config: dict, order: Lis
     if bias.numel() != table.size(0):
         raise AddropError(f"{weights_path}: final_logits_bias has {bias.numel()} entries but the "
                           f"embedding table has {table.size(0)} rows")
-    for key in _POSITION_KEYS:
+    for key in POSITION_KEYS:
         if key in weights:
             expected = marian_sinusoids(*weights[key].shape)
             if not torch.allclose(weights[key].float(), expected, atol=1e-5):
@@ -281,8 +282,8 @@ def marian_state_dict(weights: Dict[str, torch.Tensor], config: dict, order: Lis
                  "decoder.embed_tokens.weight": embedding,
                  "decoder.output_projection.weight": embedding,
                  "decoder.final_logits_bias": permute(bias.unsqueeze(1)).reshape(-1).float()}
-    used = set(_EMBEDDING_KEYS) | set(_POSITION_KEYS) | {"final_logits_bias"}
-    for side, parts in (("encoder", _ENCODER_PARTS), ("decoder", _DECODER_PARTS)):
+    used = set(EMBEDDING_KEYS) | set(POSITION_KEYS) | {"final_logits_bias"}
+    for side, parts in (("encoder", ENCODER_PARTS), ("decoder", DECODER_PARTS)):
         for layer in range(config[f"{side}_layers"]):
             for part in parts:
                 for kind in ("weight", "bias"):
@@ -300,29 +301,49 @@ def marian_state_dict(weights: Dict[str, torch.Tensor], config: dict, order: Lis
     return converted
 
 
-def convert_marian(hf_dir, out_dir, source_lang: Optional[str] = None,
-                   target_lang: Optional[str] = None) -> MarianConversion:
-    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
-    config = {**MARIAN_DEFAULTS, **read_config(hf_dir, ("marian",), "convert_opus_mt")}
+
+def read_marian_config(hf_dir: Path, tool: str):
+    """config.json completed with MarianConfig's defaults and checked: (config, its path)."""
+    config = {**MARIAN_DEFAULTS, **read_config(hf_dir, ("marian",), tool)}
     config_path = hf_dir / "config.json"
     check_field_types(config, {**{name: type(value) for name, value in MARIAN_DEFAULTS.items()},
                                "decoder_vocab_size": int}, config_path,
                       optional=("decoder_vocab_size",))
     _check_config(config, config_path)
+    return config, config_path
+
+
+def marian_tokenizer_files(hf_dir: Path):
+    """MarianTokenizer's files: (vocab.json, source.spm, target.spm); one vocabulary only."""
     if (hf_dir / "target_vocab.json").is_file():
         raise AddropError(f"{hf_dir / 'target_vocab.json'}: separate source and target "
                           "vocabularies are not supported")
-    vocab_path = require_file(hf_dir, "vocab.json", "Marian vocabulary")
-    source_spm = require_file(hf_dir, "source.spm", "source sentencepiece model")
-    target_spm = require_file(hf_dir, "target.spm", "target sentencepiece model")
-    source_lang, target_lang = _languages(hf_dir, source_lang, target_lang)
+    return (require_file(hf_dir, "vocab.json", "Marian vocabulary"),
+            require_file(hf_dir, "source.spm", "source sentencepiece model"),
+            require_file(hf_dir, "target.spm", "target sentencepiece model"))
 
-    weights, weights_path = read_weights(hf_dir)
-    table = shared_embedding(_strip_prefix(weights), weights_path)
-    if table.size(1) != config["d_model"]:
-        raise AddropError(f"{weights_path}: embeddings are {table.size(1)} wide but config.json "
-                          f"says d_model {config['d_model']}")
-    pieces = read_vocabulary(vocab_path, table.size(0), weights_path, config["vocab_size"])
+
+@dataclass
+class MarianVocabulary:
+    """How Marian's ids sit in the fairseq dictionary of a conversion."""
+    order: List[Optional[int]]  # order[fairseq index] = Marian id (None: fairseq's own <s>)
+    names: List[str]  # the dictionaries' symbols after fairseq's four specials
+    renamed: Dict[str, str]
+    bos: Optional[int]  # Marian's id of <s>, if its vocabulary has one
+
+    @property
+    def fairseq_index(self) -> List[int]:  # fairseq_index[marian_id] = the fairseq index
+        index = [0] * sum(i is not None for i in self.order)
+        for position, marian_id in enumerate(self.order):
+            if marian_id is not None:
+                index[marian_id] = position
+        return index
+
+
+def marian_vocabulary(pieces: List[str], config: dict, vocab_path: Path,
+                      config_path: Path) -> MarianVocabulary:
+    """Marian's eos, pad and unk move to fairseq's slots (and <s> when it has one), the other
+    pieces follow in Marian's order; the same order both ways (conversion and export)."""
     index = {piece: i for i, piece in enumerate(pieces)}
     eos, pad = config["eos_token_id"], config["pad_token_id"]
     if "<unk>" not in index:
@@ -333,12 +354,26 @@ def convert_marian(hf_dir, out_dir, source_lang: Optional[str] = None,
     bos = index.get("<s>")
     specials = [bos, pad, eos, index["<unk>"]]
     rest = [i for i in range(len(pieces)) if i not in specials]
-    order = specials + rest
     names, renamed = fairseq_names([pieces[i] for i in rest], FAIRSEQ_SPECIALS)
-    fairseq_index = [0] * len(pieces)
-    for position, marian_id in enumerate(order):
-        if marian_id is not None:
-            fairseq_index[marian_id] = position
+    return MarianVocabulary(specials + rest, names, renamed, bos)
+
+
+def convert_marian(hf_dir, out_dir, source_lang: Optional[str] = None,
+                   target_lang: Optional[str] = None) -> MarianConversion:
+    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    config, config_path = read_marian_config(hf_dir, "convert_opus_mt")
+    vocab_path, source_spm, target_spm = marian_tokenizer_files(hf_dir)
+    source_lang, target_lang = _languages(hf_dir, source_lang, target_lang)
+
+    weights, weights_path = read_weights(hf_dir)
+    table = shared_embedding(_strip_prefix(weights), weights_path)
+    if table.size(1) != config["d_model"]:
+        raise AddropError(f"{weights_path}: embeddings are {table.size(1)} wide but config.json "
+                          f"says d_model {config['d_model']}")
+    pieces = read_vocabulary(vocab_path, table.size(0), weights_path, config["vocab_size"])
+    vocabulary = marian_vocabulary(pieces, config, vocab_path, config_path)
+    order, names, renamed = vocabulary.order, vocabulary.names, vocabulary.renamed
+    bos, fairseq_index = vocabulary.bos, vocabulary.fairseq_index
 
     out_dir.mkdir(parents=True, exist_ok=True)
     dictionaries = {lang: out_dir / f"dict.{lang}.txt" for lang in (source_lang, target_lang)}

@@ -56,13 +56,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_dest(dest: Path, force: bool) -> None:
-    """The one-line refusal, before any work is done."""
+def check_dest(dest: Path, force: bool, name: str = "--dest") -> None:
+    """The one-line refusal, before any work is done; ``name``: the argument, for the message."""
     if dest.exists() and not dest.is_dir():
-        raise AddropError(f"--dest {dest} exists and is not a directory")
+        raise AddropError(f"{name} {dest} exists and is not a directory")
     if dest.is_dir() and any(dest.iterdir()) and not force:
-        raise AddropError(f"--dest {dest} exists and is not empty; pass --force to replace it "
-                          "whole, or choose another --dest")
+        raise AddropError(f"{name} {dest} exists and is not empty; pass --force to replace it "
+                          f"whole, or choose another {name}")
 
 
 @contextlib.contextmanager
@@ -95,11 +95,11 @@ def _interruption_seen() -> Iterator:
 
 
 @contextlib.contextmanager
-def staged_dest(dest, force: bool) -> Iterator[Path]:
+def staged_dest(dest, force: bool, name: str = "--dest") -> Iterator[Path]:
     """Yields the directory to write into; on success it becomes ``dest``, on any error or
     interruption it is deleted and ``dest`` is left as it was."""
     dest = Path(dest)
-    check_dest(dest, force)
+    check_dest(dest, force, name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-{os.getpid()}-", dir=dest.parent))
@@ -108,7 +108,7 @@ def staged_dest(dest, force: bool) -> Iterator[Path]:
             yield staging
             if interrupted():  # a KeyboardInterrupt swallowed on the way: still not committed
                 raise KeyboardInterrupt
-            check_dest(dest, force)  # another process may have written it meanwhile
+            check_dest(dest, force, name)  # another process may have written it meanwhile
             if dest.is_dir() and any(dest.iterdir()):
                 if _exchange(staging, dest):
                     shutil.rmtree(staging)  # now the old directory
