@@ -8,7 +8,7 @@ COMMANDS = [
     # data
     "prepare-translation", "prepare-conll2003", "prepare-glue", "conll-subset", "download-wmt16",
     # checkpoints in and out of Hugging Face
-    "convert-opus-mt", "convert-hf-encoder",
+    "convert-opus-mt", "convert-hf-encoder", "export-hf",
     # scoring and experiments
     "glue-splits",
     "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm",

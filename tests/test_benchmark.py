@@ -120,6 +120,7 @@ def git(*args, cwd):
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.mark.slow  # runs git
 def test_commit_is_the_checkouts_own_and_none_for_a_package_installed_elsewhere(tmp_path):
     clone = tmp_path / "clone"
     package = clone / "addrop_fairseq"

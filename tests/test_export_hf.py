@@ -163,7 +163,7 @@ SCRATCH_SIZES = ["--arch", "addrop_transformer", "--share-all-embeddings",
 def scratch(tmp_path_factory):
     """The project's translation data path (prepare_translation.py: joint sentencepiece, joined
     dictionary) and a tiny addrop_transformer trained on it until it ends sentences itself."""
-    from scripts.prepare_translation import main as prepare
+    from addrop_fairseq.cli.prepare_translation import main as prepare
 
     root = tmp_path_factory.mktemp("export_scratch")
     pairs = toy_pairs(0, 300, longest=9)
@@ -318,7 +318,7 @@ def fine_tuned_checkpoint(conversion, root, name, task_args, arch_args=None, hea
 def ner_data(root, conversion):
     """Data for --task addrop_tagging written by the project's prepare script (its dev split
     is what the pipeline test tags)."""
-    from scripts.prepare_conll2003 import main as prepare
+    from addrop_fairseq.cli.prepare_conll2003 import main as prepare
 
     rng = torch.Generator().manual_seed(0)
     conll = root / "conll"
@@ -382,11 +382,11 @@ def test_tagger_logits(encoders, kind, tmp_path):
 
 def test_pipeline_gives_evaluate_ners_labels(encoders, tmp_path):
     """transformers.pipeline("token-classification") labels each word (its first subword) as
-    scripts/evaluate_ner.py's prediction does, and seqeval's F1 is the same."""
+    addrop-evaluate-ner does, and seqeval's F1 is the same."""
     from seqeval.metrics import f1_score
 
-    from addrop_fairseq.ner_data import read_conll
-    from scripts.evaluate_ner import predict
+    from addrop_fairseq.data.ner import read_conll
+    from addrop_fairseq.cli.evaluate_ner import predict
 
     _, _, _, _, data, checkpoint = tagger(encoders, "bert")
     export_hf(checkpoint, tmp_path / "out")
@@ -604,4 +604,4 @@ def test_command_line(marian, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith(
-        "addrop_fairseq: error: OUT_DIR ") and "--force" in again.stderr
+        "addrop-export-hf: error: OUT_DIR ") and "--force" in again.stderr

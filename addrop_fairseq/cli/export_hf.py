@@ -21,6 +21,8 @@ import argparse
 import warnings
 from pathlib import Path
 
+from addrop_fairseq.cli.policy import run
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="addrop-export-hf", description=__doc__,
@@ -37,7 +39,7 @@ def main(argv=None) -> None:
 
     # hydra's deprecation notices about fairseq 0.12's own configs say nothing about the export
     warnings.filterwarnings("ignore", message=r"(?s).*(deprecated|ConfigStore schema)")
-    from addrop_fairseq.convert.export import export_hf  # errors print as one line (excepthook)
+    from addrop_fairseq.convert.export import export_hf
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # one summary, not bars for a few files
@@ -47,5 +49,9 @@ def main(argv=None) -> None:
     print("\n".join(result.summary()))
 
 
+def cli() -> None:
+    run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

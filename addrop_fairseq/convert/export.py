@@ -44,7 +44,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..errors import AddropError
-from ..output_dir import check_dest, staged_dest
+from ..data.output_dir import check_dest, staged_dest
 from . import FAIRSEQ_SPECIALS, read_json_object, read_weights
 from .hf_encoder import (
     ACTIVATIONS,
@@ -699,7 +699,7 @@ _FSMT_LAYOUT = (
     ("adaptive_softmax_cutoff", None, "a plain output projection"),
     ("adaptive_input", False, "plain input embeddings"),
 )
-SENTENCEPIECE_MODEL = "spm.model"  # where scripts/prepare_translation.py leaves it, beside bin/
+SENTENCEPIECE_MODEL = "spm.model"  # where addrop-prepare-translation leaves it, beside bin/
 
 
 def fairseq_sentencepiece_tokenizer(spm_model: Path, dictionary: Path):
