@@ -51,8 +51,8 @@ def training_masks(loaded, sample, seed, settings):
 
             module.drop_fn = recorded
 
-    from addrop_fairseq.modules.attention import addrop_modules
-    handles = [m.register_forward_pre_hook(record) for m in addrop_modules(model)]
+    from addrop_fairseq.modules.attention import maskable_attention
+    handles = [m.register_forward_pre_hook(record) for m in maskable_attention(model)]
     rates = {}
     for name, module in model.named_modules():  # training mode without dropout: deterministic
         if hasattr(module, "p") and isinstance(getattr(module, "p"), float):

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional
 
 import torch
 
-from ..modules.attention import AddropMultiheadAttention, addrop_modules
+from ..modules.attention import AddropMultiheadAttention, maskable_attention
 from ..config import select_modules
 from ..errors import AddropError
 
@@ -59,7 +59,7 @@ def load_checkpoint(path: str, data: str, splits=(), cpu: bool = False) -> Loade
 def chosen_modules(model, kinds: str, layers: str) -> List[AddropMultiheadAttention]:
     """The attention modules ``--addrop-modules KINDS --addrop-layers LAYERS`` selects in training,
     in the order training draws their masks (forward order)."""
-    return select_modules(addrop_modules(model), kinds, layers)
+    return select_modules(maskable_attention(model), kinds, layers)
 
 
 def batches(loaded: Loaded, split: str, max_tokens: Optional[int] = None,

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import torch
 from fairseq.logging import metrics
 
-from ..modules.attention import addrop_modules
+from ..modules.attention import maskable_attention
 from ..config import addrop_settings, select_modules
 from ..errors import AddropError
 from ..core.step import addrop_forward
@@ -76,7 +76,7 @@ class AddropCriterionMixin:
 
     def bind_model(self, model: torch.nn.Module) -> None:
         """Selects (and so validates) the masked attention modules once the model exists."""
-        self._masked = select_modules(addrop_modules(unwrap(model)), self.addrop_kinds,
+        self._masked = select_modules(maskable_attention(unwrap(model)), self.addrop_kinds,
                                       self.addrop_layers)
 
     def attribution_target(self, model, sample, first_output) -> Callable[[object], torch.Tensor]:
