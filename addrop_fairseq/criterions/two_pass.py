@@ -12,7 +12,7 @@ import torch
 from fairseq.logging import metrics
 
 from ..modules.attention import maskable_attention
-from ..config import addrop_settings, select_modules
+from ..config import select_modules, settings_from_config
 from ..errors import AddropError
 from ..core.step import addrop_forward
 
@@ -68,7 +68,7 @@ class AddropCriterionMixin:
                 f"--criterion {criterion_name} needs an AD-DROP task "
                 f"(--task addrop_*), which schedules it; --task {task_name} cannot honour the "
                 "--addrop-* options")
-        self.addrop_settings = addrop_settings(cfg)
+        self.addrop_settings = settings_from_config(cfg)
         self.addrop_target = str(cfg.addrop_target)
         self.addrop_kinds, self.addrop_layers = cfg.addrop_modules, cfg.addrop_layers
         self.addrop_phase: Optional[Phase] = None
