@@ -17,6 +17,7 @@ import torch
 
 from ..modules.attention import AddropMultiheadAttention, maskable_attention
 from ..config import select_modules
+from ..criterions.two_pass import ModelProxy
 from ..errors import AddropError
 
 
@@ -94,20 +95,6 @@ def to_device(sample, device: torch.device):
     return utils.move_to_cuda(sample, device=device) if device.type == "cuda" else sample
 
 
-class _CallThrough:
-    """Stands in for the model inside a criterion's forward: ``call(args, kwargs)`` replaces the
-    model call, everything else (get_targets, get_normalized_probs, training) is the model's."""
-
-    def __init__(self, model, call):
-        self._model, self._call = model, call
-
-    def __call__(self, *args, **kwargs):
-        return self._call(args, kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-
 @contextmanager
 def inference_masking(modules: List[AddropMultiheadAttention]):
     """Lets the chosen modules record and apply masks while the model is in eval mode.
@@ -134,12 +121,12 @@ def plain_pass(criterion, model, sample):
     ``(loss, sample_size, logging_output, model_calls)``."""
     calls = []
 
-    def call(args, kwargs):
+    def call(*args, **kwargs):
         calls.append((args, kwargs))
         return model(*args, **kwargs)
 
     with torch.no_grad():
-        loss, sample_size, log = criterion(_CallThrough(model, call), sample)
+        loss, sample_size, log = criterion(ModelProxy(model, call), sample)
     return loss, sample_size, log, calls
 
 
@@ -154,7 +141,7 @@ def addrop_pass(criterion, model, sample, modules, settings, generator=None,
 
     stats = []
 
-    def call(args, kwargs):
+    def call(*args, **kwargs):
         def second_pass():
             if observe is not None:
                 for m in modules:
@@ -173,7 +160,7 @@ def addrop_pass(criterion, model, sample, modules, settings, generator=None,
     # gradients stay on: step.addrop_forward takes the attribution target's gradient after its
     # first pass, as in training; the second pass above runs without a graph
     with torch.enable_grad(), inference_masking(modules):
-        loss, sample_size, log = criterion(_CallThrough(model, call), sample)
+        loss, sample_size, log = criterion(ModelProxy(model, call), sample)
     if len(stats) != 1:
         raise AddropError(f"the criterion called the model {len(stats)} times on one batch")
     return loss, sample_size, log, stats[0]

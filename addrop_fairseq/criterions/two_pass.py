@@ -30,14 +30,18 @@ class Phase:
     target_scale: float = 1.0
 
 
-class _TwoPassModel:
-    """Stands in for the model inside the parent's forward: calling it runs both passes."""
+class ModelProxy:
+    """Stands in for the model inside a criterion's forward: calling it calls ``call`` with the
+    model call's arguments instead; every other attribute (get_targets, get_normalized_probs,
+    training, ...) is the model's. The AD-DROP criteria run their fairseq parent's forward through
+    it (training's two passes, validation's recorded output), and the analyses a checkpoint's
+    criterion."""
 
-    def __init__(self, model, run):
-        self._model, self._run = model, run
+    def __init__(self, model, call: Callable):
+        self._model, self._call = model, call
 
     def __call__(self, *args, **kwargs):
-        return self._run(*args, **kwargs)
+        return self._call(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -108,7 +112,7 @@ class AddropCriterionMixin:
             stats.append(step_stats)
             return output
 
-        loss, sample_size, log = parent_forward(_TwoPassModel(model, run), sample, reduce)
+        loss, sample_size, log = parent_forward(ModelProxy(model, run), sample, reduce)
         dropped, valid = stats[0].totals()
         log.update(addrop_steps=1, addrop_active=1, addrop_dropped=dropped,
                    addrop_valid=valid, addrop_fallback=stats[0].fallback)
