@@ -216,6 +216,7 @@ def plot_attribution(path, data, out: Path, split: str = "valid", index: int = 0
     returns. ``None`` options take the checkpoint criterion's values."""
     import json
 
+    from ..experiment.relative import relative_path
     from .loading import chosen_modules, example, load_checkpoint
 
     out = Path(out)
@@ -239,7 +240,7 @@ def plot_attribution(path, data, out: Path, split: str = "valid", index: int = 0
     plot_maps(panels, out, title)
     json_path = Path(json_path) if json_path else out.with_suffix(".json")
     json_path.write_text(json.dumps({
-        "checkpoint": str(path), "data": str(data), "split": split,
+        "checkpoint": relative_path(path), "data": relative_path(data), "split": split,
         "index": index, "target": target, "seed": seed,
         "settings": vars(settings), "maps": panels}) + "\n", encoding="utf-8")
     return json_path

@@ -50,6 +50,7 @@ def probe_attribution(path, data, out: Path, split: str = "valid", kinds: Option
     """``addrop-probe-attribution``: the probe of ``split`` (its first batches holding
     ``max_examples`` examples, if given) drawn into ``out`` (a PNG) and written with every point
     into ``json_path`` (default: OUT with .json). Returns ``(result, json_path)``."""
+    from ..experiment.relative import relative_path
     from ..scoring.checkpoint import batches
     from .loading import chosen_modules, load_checkpoint
 
@@ -69,7 +70,8 @@ def probe_attribution(path, data, out: Path, split: str = "valid", kinds: Option
     result = run_probe(loaded, samples, modules, shares, orders, attribution, target, seed,
                        metric, iga_steps, beam=beam, post_process=post_process)
     # "modules" (the attention kinds) as the committed probe results name them
-    result.update(checkpoint=str(path), data=str(data), split=split, examples=count,
+    result.update(checkpoint=relative_path(path), data=relative_path(data), split=split,
+                  examples=count,
                   attribution=attribution, target=target,
                   modules=sorted({m.kind for m in modules}),
                   layers=sorted({m.layer for m in modules}), seed=seed,

@@ -1,2 +1,1 @@
-"""Scoring: BLEU (sacrebleu) and the evaluation of checkpoints on prepared data (GLUE, NER), with
-one checkpoint loader (``checkpoint``) that the analyses share."""
+"""Scoring: sacrebleu BLEU, and the evaluation of fine-tuned checkpoints."""
