@@ -6,6 +6,8 @@ distributed run import it too) unless the command line names one.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Callable, List, Sequence
 
@@ -20,7 +22,20 @@ def with_user_dir(argv: Sequence[str]) -> List[str]:
     return [*argv, "--user-dir", PLUGIN_DIR]
 
 
+def fairseq_logging() -> None:
+    """fairseq_cli's own log format, which the tools' readers (and people) expect.
+
+    fairseq_cli sets it with ``logging.basicConfig`` when imported, which does nothing once the
+    root logger has a handler; importing the plugin first imports fairseq's models, one of which
+    (models/wav2vec/wav2vec2_classification.py) calls ``basicConfig`` itself.
+    """
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stdout, force=True,
+                        level=os.environ.get("LOGLEVEL", "INFO").upper())
+
+
 def run_fairseq_tool(fairseq_main: Callable[[], None], prog: str) -> None:
     """Runs one of fairseq_cli's ``cli_main`` functions, which read ``sys.argv``."""
+    fairseq_logging()
     sys.argv = [prog, *with_user_dir(sys.argv[1:])]
     run(fairseq_main, prog)
