@@ -1,4 +1,11 @@
-"""The --addrop-* options: criterion options (what to drop) and task options (when)."""
+"""The --addrop-* options: criterion options (what to drop) and task options (when).
+
+Two names, one per layer: ``AddropConfig`` is the criterion options as fairseq declares and parses
+them (fairseq names every such dataclass ``*Config``, and each AD-DROP criterion's config mixes
+it in); ``core.step.AddropSettings`` is the same options validated and stripped of fairseq, what
+the two-pass step reads (``core/`` imports no fairseq). ``settings_from_config`` is the one way
+from the first to the second.
+"""
 # no "from __future__ import annotations": fairseq reads these dataclass field types at run time
 
 from dataclasses import dataclass, field
@@ -54,8 +61,9 @@ def validate_schedule(cfg) -> None:
         raise AddropError(f"--addrop-alternate-updates={cfg.addrop_alternate_updates} must be >= 1")
 
 
-def addrop_settings(cfg) -> AddropSettings:
-    """Validates the criterion options once, at start-up, with one-line errors."""
+def settings_from_config(cfg) -> AddropSettings:
+    """The step's settings from the criterion options; validates them (all of them, kinds and
+    layers included) once, at start-up, with one-line errors."""
     for name, allowed in (("attribution", METHODS), ("strategy", STRATEGIES),
                           ("target", ("pseudo", "gold"))):
         value = str(getattr(cfg, f"addrop_{name}"))

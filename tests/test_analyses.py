@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from addrop_fairseq.scoring.checkpoint import batches
 from analysis_fixtures import REPO, glue_checkpoint, tagging_checkpoint, translation_checkpoint
 
 TASKS = ("translation", "tagging", "glue")
@@ -15,6 +16,20 @@ TASKS = ("translation", "tagging", "glue")
 
 def load_script(name):
     return importlib.import_module(f"addrop_fairseq.cli.{name}")
+
+
+def run_command(name, argv, monkeypatch):
+    """``addrop-NAME ARGV`` in this process, under the commands' policy: its exit code."""
+    import argparse
+
+    from addrop_fairseq.cli import policy
+
+    # run() installs the argparse hint for good; give this process its own back afterwards
+    monkeypatch.setattr(argparse.ArgumentParser, "error", argparse.ArgumentParser.error)
+    main = load_script(name).main
+    with pytest.raises(SystemExit) as exited:
+        policy.run(lambda: main(argv), prog=policy.command_name(main))
+    return exited.value.code
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +66,8 @@ def training_masks(loaded, sample, seed, settings):
 
             module.drop_fn = recorded
 
-    from addrop_fairseq.modules.attention import addrop_modules
-    handles = [m.register_forward_pre_hook(record) for m in addrop_modules(model)]
+    from addrop_fairseq.modules.attention import maskable_attention
+    handles = [m.register_forward_pre_hook(record) for m in maskable_attention(model)]
     rates = {}
     for name, module in model.named_modules():  # training mode without dropout: deterministic
         if hasattr(module, "p") and isinstance(getattr(module, "p"), float):
@@ -209,21 +224,20 @@ def test_probe_at_zero_is_the_plain_evaluation_and_removes_the_requested_share(t
         from seqeval.metrics import f1_score
 
         from addrop_fairseq.data.ner import read_conll
-        predictions = load_script("evaluate_ner").predict(loaded.model, loaded.task, "valid", 8000,
-                                                          None, loaded.device)
+        from addrop_fairseq.scoring import ner
+        predictions = ner.predict(loaded, "valid", 8000, None)
         sentences = read_conll(data / "raw" / "valid.conll", columns=2)
         expected = 100 * f1_score([s.tags for s in sentences],
                                   [predictions[i] for i in range(len(sentences))])
         assert result["metric"] == "f1" and zero["metric"] == pytest.approx(expected, abs=1e-3)
     elif task == "glue":
-        evaluate_glue = load_script("evaluate_glue")
-        args = type("Args", (), {"submission_dir": None, "predictions_dir": None, "batch_size": 8})
-        report = evaluate_glue.score_split(loaded.model, loaded.cfg, loaded.task, "valid", args)
+        from addrop_fairseq.scoring import glue
+        report = glue.score_split(loaded, "valid", batch_size=8)
         assert zero["metric"] == pytest.approx(report[result["metric"]], abs=1e-6)
     else:
         total = correct = loss = size = 0.0
         with torch.no_grad():
-            for sample in loading.batches(loaded, "valid", batch_size=8):
+            for sample in batches(loaded, "valid", batch_size=8):
                 output = loaded.model(**sample["net_input"])
                 lprobs = torch.log_softmax(output[0], -1)
                 target = sample["target"]
@@ -244,7 +258,7 @@ def test_probe_removes_ceil_k_n_keys_of_every_row_in_every_order(checkpoints):
 
     checkpoint, data = checkpoints["translation"]
     loaded = loading.load_checkpoint(str(checkpoint), str(data), ["valid"], cpu=True)
-    samples = list(loading.batches(loaded, "valid", batch_size=6))[:2]
+    samples = list(batches(loaded, "valid", batch_size=6))[:2]
     modules = loading.chosen_modules(loaded.model, "encoder_self,decoder_self,encoder_decoder", "all")
     checked = {}
 
@@ -271,18 +285,21 @@ def test_probe_removes_ceil_k_n_keys_of_every_row_in_every_order(checkpoints):
     ("probe_attribution", ["--k", "0,100"], "--k '0,100': percentages must be in 0..99"),
     ("probe_attribution", ["--metric", "rouge"], "--metric 'rouge': this task's validation logs"),
 ])
-def test_bad_input_is_one_line_naming_the_value(script, extra, message, checkpoints, tmp_path, capsys):
+def test_bad_input_is_one_line_naming_the_value(script, extra, message, checkpoints, tmp_path, capsys,
+                                                monkeypatch):
     checkpoint, data = checkpoints["translation"]
-    code = load_script(script).main(["--path", str(checkpoint), "--data", str(data), "--cpu",
-                                     "--out", str(tmp_path / "x.png"), *extra])
+    code = run_command(script, ["--path", str(checkpoint), "--data", str(data), "--cpu",
+                                "--out", str(tmp_path / "x.png"), *extra], monkeypatch)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and message in err[-1], err[-3:]
+    assert err[-1].startswith(f"addrop-{script.replace('_', '-')}: error: ")
     assert not (tmp_path / "x.png").exists()
 
 
-def test_missing_checkpoint_is_one_line(tmp_path, capsys):
-    code = load_script("probe_attribution").main(["--path", str(tmp_path / "none.pt"), "--data",
-                                                  str(tmp_path), "--out", str(tmp_path / "x.png")])
+def test_missing_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
+    code = run_command("probe_attribution", ["--path", str(tmp_path / "none.pt"), "--data",
+                                             str(tmp_path), "--out", str(tmp_path / "x.png")],
+                       monkeypatch)
     assert code == 1 and "no such checkpoint" in capsys.readouterr().err
 
 
@@ -316,9 +333,9 @@ def test_probe_bleu_at_zero_is_fairseq_generate_and_score_bleu(checkpoints, tmp_
         assert points[1]["rows_exact"] == points[1]["rows"] > 0
 
 
-def test_probe_bleu_refuses_decoder_attention(checkpoints, tmp_path, capsys):
+def test_probe_bleu_refuses_decoder_attention(checkpoints, tmp_path, capsys, monkeypatch):
     checkpoint, data = checkpoints["translation"]
-    code = load_script("probe_attribution").main([
+    code = run_command("probe_attribution", [
         "--path", str(checkpoint), "--data", str(data), "--metric", "bleu", "--out",
-        str(tmp_path / "x.png"), "--cpu"])
+        str(tmp_path / "x.png"), "--cpu"], monkeypatch)
     assert code == 1 and "--modules encoder_self" in capsys.readouterr().err

@@ -2,7 +2,8 @@
 import torch
 from fairseq.modules import MultiheadAttention
 
-from addrop_fairseq.modules.attention import AddropMultiheadAttention, addrop_modules, attention_mode
+from addrop_fairseq.modules.attention import (AddropMultiheadAttention, attention_mode,
+                                              maskable_attention)
 from conftest import tiny_batch, tiny_translation
 
 
@@ -101,7 +102,7 @@ def test_addrop_transformer_checkpoints_load_as_transformer_and_back():
 
 def test_addrop_transformer_tags_every_attention_with_kind_and_layer():
     _, model = tiny_translation("addrop_transformer", encoder_layers=3, decoder_layers=2)
-    tags = sorted((m.kind, m.layer) for m in addrop_modules(model))
+    tags = sorted((m.kind, m.layer) for m in maskable_attention(model))
     assert tags == sorted([("encoder_self", i) for i in range(3)]
                           + [("decoder_self", i) for i in range(2)]
                           + [("encoder_decoder", i) for i in range(2)])

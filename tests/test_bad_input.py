@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from addrop_fairseq.config import addrop_settings, parse_layers
+from addrop_fairseq.config import parse_layers, settings_from_config
 from addrop_fairseq.errors import AddropError
 from conftest import PLUGIN, run_cli
 from test_resume import TINY_TRANSFORMER, tiny_translation_data
@@ -127,12 +127,12 @@ class Options:
 ])
 def test_rates_outside_the_unit_interval_are_refused(name, value):
     with pytest.raises(AddropError, match=rf"--addrop-{name}=.* is outside \(0, 1\]"):
-        addrop_settings(Options(**{f"addrop_{name}": value}))
+        settings_from_config(Options(**{f"addrop_{name}": value}))
 
 
 @pytest.mark.parametrize("value", [1e-9, 0.5, 1.0, 1])
 def test_rates_inside_the_unit_interval_are_accepted(value):
-    assert addrop_settings(Options(addrop_p=value, addrop_q=value)).p == value
+    assert settings_from_config(Options(addrop_p=value, addrop_q=value)).p == value
 
 
 @pytest.mark.parametrize("spec, reason", [
@@ -148,7 +148,7 @@ def test_malformed_layer_lists_are_refused(spec, reason):
                                          ("target", "labels"), ("iga_steps", 0)])
 def test_other_criterion_options_name_the_bad_value(name, value):
     with pytest.raises(AddropError, match=str(value)):
-        addrop_settings(Options(**{f"addrop_{name}": value}))
+        settings_from_config(Options(**{f"addrop_{name}": value}))
 
 
 def binarized(path, rows, impl="mmap"):

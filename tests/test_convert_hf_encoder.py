@@ -193,7 +193,7 @@ def test_outputs_and_dictionary_layout(tmp_path):
 def test_addrop_two_pass_runs_on_the_converted_encoder(tmp_path):
     from fairseq.modules import FairseqDropout
 
-    from addrop_fairseq.modules.attention import addrop_modules
+    from addrop_fairseq.modules.attention import maskable_attention
     from addrop_fairseq.core.step import AddropSettings, addrop_forward
 
     _, tokenizer = write_encoder_dir("bert", tmp_path / "hf", tmp_path)
@@ -210,11 +210,11 @@ def test_addrop_two_pass_runs_on_the_converted_encoder(tmp_path):
         return model.encoder.extract_features(tokens)[0]
 
     plain = forward().detach()
-    masked, stats = addrop_forward(addrop_modules(model), forward,
+    masked, stats = addrop_forward(maskable_attention(model), forward,
                                    lambda first: (lambda out: out[:, 0].sum()),
                                    AddropSettings(p=0.5, q=0.5), torch.Generator().manual_seed(0))
     dropped, valid = stats.totals()
-    assert len(addrop_modules(model)) == 2 and 0 < dropped < valid
+    assert len(maskable_attention(model)) == 2 and 0 < dropped < valid
     assert (masked - plain)[batch["attention_mask"].bool()].abs().max() > 1e-3
 
 

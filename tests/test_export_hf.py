@@ -386,13 +386,13 @@ def test_pipeline_gives_evaluate_ners_labels(encoders, tmp_path):
     from seqeval.metrics import f1_score
 
     from addrop_fairseq.data.ner import read_conll
-    from addrop_fairseq.cli.evaluate_ner import predict
+    from addrop_fairseq.scoring.checkpoint import load_checkpoint
+    from addrop_fairseq.scoring.ner import predict
 
     _, _, _, _, data, checkpoint = tagger(encoders, "bert")
     export_hf(checkpoint, tmp_path / "out")
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
-    task.load_dataset("valid")
-    expected = predict(models[0].eval(), task, "valid", 1000, None, torch.device("cpu"))
+    expected = predict(load_checkpoint(checkpoint, data, splits=["valid"], cpu=True), "valid",
+                       1000, None)
     sentences = read_conll(data / "raw" / "valid.conll", columns=2)
     tag = transformers.pipeline("token-classification", model=str(tmp_path / "out"),
                                 aggregation_strategy="none", ignore_labels=[], device="cpu")

@@ -24,8 +24,8 @@ def test_ga_from_the_fused_output_equals_the_gradient_of_the_probabilities():
     task, model = tiny_translation(seed=2)
     model.train()  # dropout 0 in the tiny model: both passes compute the same function
     sample = tiny_batch(task.source_dictionary)
-    from addrop_fairseq.modules.attention import addrop_modules
-    modules = addrop_modules(model)
+    from addrop_fairseq.modules.attention import maskable_attention
+    modules = maskable_attention(model)
     with attention_mode(modules, "record"):
         first = model(**sample["net_input"])
     probs = [m.recorded for m in modules]
@@ -51,8 +51,8 @@ def test_gradient_mode_records_probabilities_where_attention_dropout_is_on():
     task, model = tiny_translation(seed=2, attention_dropout=0.1)
     model.train()
     sample = tiny_batch(task.source_dictionary)
-    from addrop_fairseq.modules.attention import addrop_modules
-    modules = addrop_modules(model)
+    from addrop_fairseq.modules.attention import maskable_attention
+    modules = maskable_attention(model)
     with attention_mode(modules, "gradient"):
         model(**sample["net_input"])
     assert all(m.recorded is not None and m.recorded_output is None for m in modules)

@@ -1,82 +1,50 @@
-"""One way to load a checkpoint with its task, criterion and data, and to run its criterion on a
-batch with or without AD-DROP's masks, shared by the analysis scripts.
+"""A checkpoint with its task, criterion and data, and its criterion run on a batch with or
+without AD-DROP's masks, shared by the analyses.
 
-Loading is ``fairseq.checkpoint_utils.load_model_ensemble_and_task``, as ``evaluate_ner.py``,
-``evaluate_glue.py`` and ``fairseq-generate`` load a checkpoint; the criterion is the one the
-checkpoint was trained with (its AD-DROP settings included), built by the task.
+The checkpoint loads as every evaluation loads one (``scoring.checkpoint``); the criterion is the
+one the checkpoint was trained with (its AD-DROP settings included), built by the task.
 """
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, List, Optional
 
 import torch
 
-from ..modules.attention import AddropMultiheadAttention, addrop_modules
+from ..modules.attention import AddropMultiheadAttention, maskable_attention
 from ..config import select_modules
+from ..criterions.two_pass import AddropCriterionMixin, ModelProxy
 from ..errors import AddropError
+from ..scoring.checkpoint import Checkpoint, load_split, to_device
+from ..scoring.checkpoint import load_checkpoint as load_model_and_task
 
 
 @dataclass
-class Loaded:
-    model: torch.nn.Module
-    cfg: object
-    task: object
-    criterion: object
-    device: torch.device
+class Loaded(Checkpoint):
+    criterion: object = None
 
 
 def load_checkpoint(path: str, data: str, splits=(), cpu: bool = False) -> Loaded:
     """The model (eval mode), its config, task and AD-DROP criterion; ``splits`` are loaded."""
-    from fairseq import checkpoint_utils
-
-    from ..criterions.two_pass import AddropCriterionMixin
-
-    if not Path(path).is_file():
-        raise AddropError(f"--path {path}: no such checkpoint")
-    if not Path(data).is_dir():
-        raise AddropError(f"--data {data}: no such directory")
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [str(path)], arg_overrides={"data": str(data)})
-    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-    model = models[0].to(device).eval()
-    criterion = task.build_criterion(cfg.criterion)
+    loaded = load_model_and_task(path, data, cpu=cpu)
+    cfg = loaded.cfg
+    criterion = loaded.task.build_criterion(cfg.criterion)
     if not isinstance(criterion, AddropCriterionMixin):
         raise AddropError(f"{path}: trained with --criterion {cfg.criterion._name}, which has no "
                           "AD-DROP attribution target; the analyses need an addrop_* criterion")
     criterion.eval()
+    loaded = Loaded(**vars(loaded), criterion=criterion)
     for split in splits:
-        try:
-            task.load_dataset(split)
-        except (FileNotFoundError, AssertionError) as error:
-            raise AddropError(f"--data {data}: cannot load split {split!r} ({error})") from None
-    return Loaded(model, cfg, task, criterion, device)
+        load_split(loaded, split)
+    return loaded
 
 
 def chosen_modules(model, kinds: str, layers: str) -> List[AddropMultiheadAttention]:
     """The attention modules ``--addrop-modules KINDS --addrop-layers LAYERS`` selects in training,
     in the order training draws their masks (forward order)."""
-    return select_modules(addrop_modules(model), kinds, layers)
-
-
-def batches(loaded: Loaded, split: str, max_tokens: Optional[int] = None,
-            batch_size: Optional[int] = None):
-    """The split's batches in fairseq's validation order (no shuffling), on the model's device."""
-    from fairseq import utils
-
-    task, model = loaded.task, loaded.model
-    if max_tokens is None and batch_size is None:
-        batch_size = 32
-    iterator = task.get_batch_iterator(
-        dataset=task.dataset(split), max_tokens=max_tokens, max_sentences=batch_size,
-        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=False, seed=1, num_workers=0,
-    ).next_epoch_itr(shuffle=False)
-    for sample in iterator:
-        yield to_device(sample, loaded.device)
+    return select_modules(maskable_attention(model), kinds, layers)
 
 
 def example(loaded: Loaded, split: str, index: int):
@@ -86,26 +54,6 @@ def example(loaded: Loaded, split: str, index: int):
         raise AddropError(f"--index {index}: split {split!r} has {len(dataset)} examples "
                           f"(0..{len(dataset) - 1})")
     return to_device(dataset.collater([dataset[index]]), loaded.device)
-
-
-def to_device(sample, device: torch.device):
-    from fairseq import utils
-
-    return utils.move_to_cuda(sample, device=device) if device.type == "cuda" else sample
-
-
-class _CallThrough:
-    """Stands in for the model inside a criterion's forward: ``call(args, kwargs)`` replaces the
-    model call, everything else (get_targets, get_normalized_probs, training) is the model's."""
-
-    def __init__(self, model, call):
-        self._model, self._call = model, call
-
-    def __call__(self, *args, **kwargs):
-        return self._call(args, kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
 
 
 @contextmanager
@@ -134,12 +82,12 @@ def plain_pass(criterion, model, sample):
     ``(loss, sample_size, logging_output, model_calls)``."""
     calls = []
 
-    def call(args, kwargs):
+    def call(*args, **kwargs):
         calls.append((args, kwargs))
         return model(*args, **kwargs)
 
     with torch.no_grad():
-        loss, sample_size, log = criterion(_CallThrough(model, call), sample)
+        loss, sample_size, log = criterion(ModelProxy(model, call), sample)
     return loss, sample_size, log, calls
 
 
@@ -154,7 +102,7 @@ def addrop_pass(criterion, model, sample, modules, settings, generator=None,
 
     stats = []
 
-    def call(args, kwargs):
+    def call(*args, **kwargs):
         def second_pass():
             if observe is not None:
                 for m in modules:
@@ -173,7 +121,7 @@ def addrop_pass(criterion, model, sample, modules, settings, generator=None,
     # gradients stay on: step.addrop_forward takes the attribution target's gradient after its
     # first pass, as in training; the second pass above runs without a graph
     with torch.enable_grad(), inference_masking(modules):
-        loss, sample_size, log = criterion(_CallThrough(model, call), sample)
+        loss, sample_size, log = criterion(ModelProxy(model, call), sample)
     if len(stats) != 1:
         raise AddropError(f"the criterion called the model {len(stats)} times on one batch")
     return loss, sample_size, log, stats[0]

@@ -7,6 +7,7 @@ two-pass forward (``step.addrop_forward``) applies for the same example and gene
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -202,3 +203,44 @@ def settings_from(criterion, p: Optional[float], q: Optional[float], attribution
     if settings.iga_steps < 1:
         raise AddropError(f"--iga-steps {settings.iga_steps} must be >= 1")
     return settings
+
+
+def plot_attribution(path, data, out: Path, split: str = "valid", index: int = 0,
+                     kinds: Optional[str] = None, layers: str = "0", heads: str = "0",
+                     attribution: str = "ga", iga_steps: Optional[int] = None,
+                     target: Optional[str] = None, p: Optional[float] = None,
+                     q: Optional[float] = None, strategy: Optional[str] = None, seed: int = 1,
+                     json_path: Optional[Path] = None, cpu: bool = False) -> Path:
+    """``addrop-plot-attribution``: the maps of example ``index`` of ``split`` drawn into ``out``
+    (a PNG) and every plotted number into ``json_path`` (default: OUT with .json), which it
+    returns. ``None`` options take the checkpoint criterion's values."""
+    import json
+
+    from ..experiment.relative import relative_path
+    from .loading import chosen_modules, example, load_checkpoint
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise AddropError(f"--out {out}: expected a .png file name")
+    loaded = load_checkpoint(path, data, [split], cpu)
+    criterion = loaded.criterion
+    modules = chosen_modules(loaded.model, kinds or criterion.addrop_kinds, layers)
+    chosen_heads = parse_heads(heads, modules[0].num_heads)
+    settings = settings_from(criterion, p, q, attribution, strategy, iga_steps)
+    target = target or criterion.addrop_target
+    sample = example(loaded, split, index)
+    records = attention_maps(loaded, sample, modules, settings, target, seed)
+    namer = symbol_namer(data)
+    tokens = [axis_tokens(loaded.task, sample, r["kind"], namer) for r in records]
+    panels = to_json(records, chosen_heads, tokens)
+    title = (f"{Path(path).name}: {split} #{index}, {settings.attribution.upper()}"
+             f" ({target} target), p={settings.p:g} q={settings.q:g} {settings.strategy}, "
+             f"seed {seed}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_maps(panels, out, title)
+    json_path = Path(json_path) if json_path else out.with_suffix(".json")
+    json_path.write_text(json.dumps({
+        "checkpoint": relative_path(path), "data": relative_path(data), "split": split,
+        "index": index, "target": target, "seed": seed,
+        "settings": vars(settings), "maps": panels}) + "\n", encoding="utf-8")
+    return json_path

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -28,13 +29,13 @@ from ..experiment.spec import Spec, build_spec
 ARMS = ("none", "random", "low", "high")
 
 
-def prior_arms(rate: float, layers: str = "0", modules: str | None = None) -> dict[str, str]:
+def prior_arms(rate: float, layers: str = "0", kinds: str | None = None) -> dict[str, str]:
     if not isinstance(rate, (int, float)) or math.isnan(rate) or not 0 < rate < 1:
         raise AddropError(f"--rate {rate!r}: expected a share of each row's keys, 0 < rate < 1")
     shared = f"--addrop-schedule always --addrop-target gold --addrop-attribution ga " \
              f"--addrop-layers {layers}"
-    if modules:
-        shared += f" --addrop-modules {modules}"
+    if kinds:
+        shared += f" --addrop-modules {kinds}"
     return {
         "none": "--addrop-schedule off",
         "random": f"{shared} --addrop-strategy random --addrop-p {rate:g} --addrop-q {rate:g}",
@@ -43,22 +44,50 @@ def prior_arms(rate: float, layers: str = "0", modules: str | None = None) -> di
     }
 
 
-def prior_spec(base: dict, rate: float = 0.3, layers: str = "0", modules: str | None = None,
+def prior_spec(base: dict, rate: float = 0.3, layers: str = "0", kinds: str | None = None,
                seeds: list[int] | None = None, valid_on_train: bool = True) -> Spec:
     """The base spec (a spec mapping: data, train, select, test, seeds) with its arms and grid
     replaced by the four strategies; ``none`` is the baseline."""
     raw = {key: value for key, value in base.items() if key not in ("arms", "grid", "baseline")}
-    raw.update(arms=prior_arms(rate, layers, modules), baseline="none",
+    raw.update(arms=prior_arms(rate, layers, kinds), baseline="none",
                valid_on_train=valid_on_train)
     if seeds is not None:
         raw["seeds"] = seeds
     return build_spec(raw, "prior experiment spec")
 
 
+def prior_experiment(spec_path, out, work_dir=None, rate: float = 0.3, layers: str = "0",
+                     kinds: str | None = None, seeds: str | None = None,
+                     valid_on_train: bool = True, jobs: int = 1, threads: int = 1,
+                     keep_checkpoints: bool = False, retry_failed: bool = False,
+                     report_only: bool = False) -> None:
+    """``addrop-prior-experiment``: runs the four arms over the base spec at ``spec_path``
+    through the comparison runner (what is recorded is kept) unless ``report_only``, then writes
+    the comparison's report and OUT/prior.png, prior.md and prior.json. ``seeds``:
+    comma-separated, overriding the spec's."""
+    from ..experiment.runner import Comparison
+
+    out = Path(out)
+    seed_list = None
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            raise AddropError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    spec = prior_spec(read_base(spec_path), rate, layers, kinds, seed_list,
+                      valid_on_train=valid_on_train)
+    comparison = Comparison(spec, out, work_dir, jobs=jobs, threads=threads,
+                            keep_checkpoints=keep_checkpoints, retry_failed=retry_failed)
+    if not report_only:
+        comparison.run()
+    comparison.report()
+    title = (f"{out.name}: drop rate {rate:g}, layers {layers}, gold-label GA, "
+             f"seeds {','.join(map(str, spec.seeds))}")
+    write_report(comparison, title)
+
+
 def read_base(path) -> dict:
     """The base spec file as a mapping; unlike a comparison spec it needs no arms."""
-    from pathlib import Path
-
     from ..experiment.spec import load_spec
 
     path = Path(path)

@@ -13,7 +13,10 @@ the plain evaluation, the same numbers fairseq's validation logs.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -23,6 +26,63 @@ from .loading import Loaded, addrop_pass, expected_removed, finite, plain_pass
 
 ORDERS = ("high", "low", "random")
 DEFAULT_SHARES = tuple(k / 100 for k in range(0, 100, 10))
+
+
+def parse_shares(text: str) -> List[float]:
+    """``--k``: comma-separated percentages of each row's keys -> sorted shares."""
+    try:
+        values = [int(x) / 100 for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise AddropError(f"--k {text!r}: expected comma-separated percentages, e.g. 0,10,50") from None
+    if not values or any(not 0 <= v < 1 for v in values):
+        raise AddropError(f"--k {text!r}: percentages must be in 0..99")
+    return sorted(set(values))
+
+
+def probe_attribution(path, data, out: Path, split: str = "valid", kinds: Optional[str] = None,
+                      layers: str = "all", percentages: str = "0,10,20,30,40,50,60,70,80,90",
+                      orders: Sequence[str] = ORDERS, attribution: str = "ga",
+                      iga_steps: int = 20, target: str = "pseudo", metric: Optional[str] = None,
+                      beam: int = 4, post_process: str = "sentencepiece", seed: int = 1,
+                      max_tokens: Optional[int] = None, batch_size: Optional[int] = None,
+                      max_examples: Optional[int] = None, json_path: Optional[Path] = None,
+                      cpu: bool = False):
+    """``addrop-probe-attribution``: the probe of ``split`` (its first batches holding
+    ``max_examples`` examples, if given) drawn into ``out`` (a PNG) and written with every point
+    into ``json_path`` (default: OUT with .json). Returns ``(result, json_path)``."""
+    from ..experiment.relative import relative_path
+    from ..scoring.checkpoint import batches
+    from .loading import chosen_modules, load_checkpoint
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise AddropError(f"--out {out}: expected a .png file name")
+    shares = parse_shares(percentages)
+    start = time.time()
+    loaded = load_checkpoint(path, data, [split], cpu)
+    modules = chosen_modules(loaded.model, kinds or loaded.criterion.addrop_kinds, layers)
+    samples, count = [], 0
+    for sample in batches(loaded, split, max_tokens, batch_size):
+        if max_examples is not None and count >= max_examples:
+            break
+        samples.append(sample)
+        count += sample["nsentences"]
+    result = run_probe(loaded, samples, modules, shares, orders, attribution, target, seed,
+                       metric, iga_steps, beam=beam, post_process=post_process)
+    # "modules" (the attention kinds) as the committed probe results name them
+    result.update(checkpoint=relative_path(path), data=relative_path(data), split=split,
+                  examples=count,
+                  attribution=attribution, target=target,
+                  modules=sorted({m.kind for m in modules}),
+                  layers=sorted({m.layer for m in modules}), seed=seed,
+                  seconds=round(time.time() - start, 1))
+    title = (f"{Path(path).name} on {split} ({count} examples): {attribution.upper()}, "
+             f"{target} target, {', '.join(result['modules'])} layers {layers}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_probe(result, out, title)
+    json_path = Path(json_path) if json_path else out.with_suffix(".json")
+    json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return result, json_path
 
 
 def default_metric(task) -> str:
@@ -49,7 +109,7 @@ def evaluate(loaded: Loaded, samples, run_batch: Callable) -> Dict[str, float]:
 
 
 class Bleu:
-    """Corpus BLEU of beam search, as ``fairseq-generate --post-process P`` + ``score_bleu.py``
+    """Corpus BLEU of beam search, as ``fairseq-generate --post-process P`` + ``addrop-score-bleu``
     compute it (sacrebleu, 13a), with the encoder's self-attention masked or not.
 
     The masks come from the teacher-forced pass (where AD-DROP attributes); generation runs the

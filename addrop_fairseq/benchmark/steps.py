@@ -215,11 +215,11 @@ def official_step(bench: Bench, variant: Variant) -> None:
     and its backward; one ``autograd.grad(..., retain_graph=True)`` per masked layer; masks from
     a full sort of every row, a one-hot threshold pick and ``torch.bernoulli``, as int64.
     """
-    from ..modules.attention import addrop_modules, attention_mode
+    from ..modules.attention import attention_mode, maskable_attention
     from ..config import select_modules
 
     criterion, model, sample = bench.criteria[variant.name], bench.model, bench.sample
-    modules = select_modules(addrop_modules(model), variant.modules, variant.layers)
+    modules = select_modules(maskable_attention(model), variant.modules, variant.layers)
     settings = criterion.addrop_settings
     model.train()
     model.set_num_updates(bench.update)

@@ -1,6 +1,6 @@
 """A Hugging Face BERT, RoBERTa or ELECTRA encoder into a fairseq RoBERTa checkpoint.
 
-  convert_hf_encoder.py HF_DIR OUT_DIR
+  addrop-convert-hf-encoder HF_DIR OUT_DIR
 
 writes OUT_DIR/model.pt (--arch addrop_hf_encoder, fairseq's RoBERTa layout), dict.txt, the
 tokenizer (OUT_DIR/tokenizer, for addrop-prepare-glue --hf-tokenizer and the NER prepare

@@ -1,9 +1,9 @@
 """OPUS-MT (a Hugging Face MarianMT directory) into a fairseq ``addrop_marian`` checkpoint.
 
-  convert_opus_mt.py convert HF_DIR OUT_DIR [-s en -t ro]
+  addrop-convert-opus-mt convert HF_DIR OUT_DIR [-s en -t ro]
       writes OUT_DIR/model.pt, dict.SRC.txt, dict.TGT.txt, source.spm, target.spm and
       conversion.json, then prints the fairseq command lines for this model.
-  convert_opus_mt.py encode --spm-model OUT_DIR/source.spm --input FILE --output FILE
+  addrop-convert-opus-mt encode --spm-model OUT_DIR/source.spm --input FILE --output FILE
       sentencepiece-encodes text the way MarianTokenizer does, for fairseq-preprocess.
 
 HF_DIR is a local directory (for example a saved Helsinki-NLP/opus-mt-en-ro); nothing is

@@ -13,13 +13,8 @@ it, a JSON file with every plotted number.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-
-from addrop_fairseq.errors import AddropError
-from addrop_fairseq.experiment.relative import relative_path
 from addrop_fairseq.cli.policy import run
 
 
@@ -30,8 +25,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True, help="the prepared data directory")
     parser.add_argument("--split", default="valid")
     parser.add_argument("--index", type=int, default=0, help="example (line) of the split")
-    parser.add_argument("--modules", help="attention kinds (default: the checkpoint's "
-                        "--addrop-modules), e.g. encoder_self,decoder_self,encoder_decoder")
+    parser.add_argument("--modules", dest="kinds", metavar="KINDS",
+                        help="attention kinds (default: the checkpoint's --addrop-modules), "
+                        "e.g. encoder_self,decoder_self,encoder_decoder")
     parser.add_argument("--layers", default="0", help="'all' or comma-separated indices")
     parser.add_argument("--heads", default="0", help="'all' or comma-separated indices")
     parser.add_argument("--attribution", choices=["ga", "iga", "aa"], default="ga")
@@ -46,37 +42,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="default: OUT with .json")
     parser.add_argument("--cpu", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        if args.out.suffix.lower() != ".png":
-            raise AddropError(f"--out {args.out}: expected a .png file name")
-        from addrop_fairseq.analysis import loading, maps
+    from addrop_fairseq.analysis.maps import plot_attribution
 
-        loaded = loading.load_checkpoint(args.path, args.data, [args.split], args.cpu)
-        criterion = loaded.criterion
-        modules = loading.chosen_modules(loaded.model, args.modules or criterion.addrop_kinds,
-                                         args.layers)
-        heads = maps.parse_heads(args.heads, modules[0].num_heads)
-        settings = maps.settings_from(criterion, args.p, args.q, args.attribution, args.strategy,
-                                      args.iga_steps)
-        target = args.target or criterion.addrop_target
-        sample = loading.example(loaded, args.split, args.index)
-        records = maps.attention_maps(loaded, sample, modules, settings, target, args.seed)
-        namer = maps.symbol_namer(args.data)
-        tokens = [maps.axis_tokens(loaded.task, sample, r["kind"], namer) for r in records]
-        panels = maps.to_json(records, heads, tokens)
-        title = (f"{Path(args.path).name}: {args.split} #{args.index}, {settings.attribution.upper()}"
-                 f" ({target} target), p={settings.p:g} q={settings.q:g} {settings.strategy}, "
-                 f"seed {args.seed}")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        maps.plot_maps(panels, args.out, title)
-        json_path = args.json or args.out.with_suffix(".json")
-        json_path.write_text(json.dumps({
-            "checkpoint": relative_path(args.path), "data": relative_path(args.data),
-            "split": args.split, "index": args.index, "target": target, "seed": args.seed,
-            "settings": vars(settings), "maps": panels}) + "\n", encoding="utf-8")
-    except AddropError as error:
-        print(f"plot_attribution: error: {error}", file=sys.stderr)
-        return 1
+    json_path = plot_attribution(
+        args.path, args.data, args.out, split=args.split, index=args.index, kinds=args.kinds,
+        layers=args.layers, heads=args.heads, attribution=args.attribution,
+        iga_steps=args.iga_steps, target=args.target, p=args.p, q=args.q, strategy=args.strategy,
+        seed=args.seed, json_path=args.json, cpu=args.cpu)
     print(f"plot_attribution: wrote {args.out} and {json_path}")
     return 0
 

@@ -19,8 +19,6 @@ import signal
 import sys
 from pathlib import Path
 
-
-from addrop_fairseq.errors import AddropError
 from addrop_fairseq.cli.policy import run
 
 
@@ -32,8 +30,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work-dir", type=Path, help="runs' logs and checkpoints (default OUT/runs)")
     parser.add_argument("--rate", type=float, default=0.3, help="share of each row's keys dropped")
     parser.add_argument("--layers", default="0", help="--addrop-layers of the dropping arms")
-    parser.add_argument("--modules", help="--addrop-modules of the dropping arms (default: the "
-                        "criterion's, e.g. encoder_self,decoder_self for translation)")
+    parser.add_argument("--modules", dest="kinds", metavar="KINDS",
+                        help="--addrop-modules of the dropping arms (default: the criterion's, "
+                        "e.g. encoder_self,decoder_self for translation)")
     parser.add_argument("--seeds", help="comma-separated; overrides the spec's")
     parser.add_argument("--no-valid-on-train", action="store_true",
                         help="skip evaluating the training split each epoch (then the training "
@@ -44,32 +43,15 @@ def main(argv=None) -> int:
     parser.add_argument("--retry-failed", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="rewrite the outputs, run nothing")
     args = parser.parse_args(argv)
-    from addrop_fairseq.analysis import prior
-    from addrop_fairseq.experiment.runner import Comparison
+    from addrop_fairseq.analysis.prior import prior_experiment
 
+    if not args.report_only:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        seeds = None
-        if args.seeds:
-            try:
-                seeds = [int(s) for s in args.seeds.split(",")]
-            except ValueError:
-                raise AddropError(f"--seeds {args.seeds!r}: expected comma-separated integers") from None
-        base = prior.read_base(args.spec)
-        spec = prior.prior_spec(base, args.rate, args.layers, args.modules, seeds,
-                                valid_on_train=not args.no_valid_on_train)
-        comparison = Comparison(spec, args.out, args.work_dir, jobs=args.jobs, threads=args.threads,
-                                keep_checkpoints=args.keep_checkpoints,
-                                retry_failed=args.retry_failed)
-        if not args.report_only:
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-            comparison.run()
-        comparison.report()
-        title = (f"{args.out.name}: drop rate {args.rate:g}, layers {args.layers}, gold-label GA, "
-                 f"seeds {','.join(map(str, spec.seeds))}")
-        prior.write_report(comparison, title)
-    except AddropError as error:
-        print(f"prior_experiment: error: {error}", file=sys.stderr)
-        return 1
+        prior_experiment(args.spec, args.out, args.work_dir, args.rate, args.layers, args.kinds,
+                         args.seeds, valid_on_train=not args.no_valid_on_train, jobs=args.jobs,
+                         threads=args.threads, keep_checkpoints=args.keep_checkpoints,
+                         retry_failed=args.retry_failed, report_only=args.report_only)
     except KeyboardInterrupt:
         print("prior_experiment: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

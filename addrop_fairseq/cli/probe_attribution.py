@@ -7,34 +7,18 @@ k = 0, 10, ..., 90; plot the task metric and the loss against k.
 
 Metric: entity F1 (addrop_tagging), the GLUE task's first metric (addrop_sentence_prediction),
 teacher-forced next-token accuracy (addrop_translation); --metric picks another of the logged
-ones, or bleu for translation: beam search scored as fairseq-generate + score_bleu.py score it,
-with the encoder's self-attention masked (--modules encoder_self; decoder attention runs
-incrementally in beam search, where masks cannot apply). Each masked evaluation is training's two-pass forward with q = 1 on the chosen attention
-(--modules, --layers). Writes the PNG and a JSON file with every point and the counts of removed
+ones, or bleu for translation: beam search scored as fairseq-generate + addrop-score-bleu
+score it, with the encoder's self-attention masked (--modules encoder_self; decoder attention
+runs incrementally in beam search, where masks cannot apply). Each masked evaluation is
+training's two-pass forward with q = 1 on the chosen attention (--modules, --layers). Writes the PNG and a JSON file with every point and the counts of removed
 keys (rows_exact: rows that lost exactly ceil(k * n) of their n keys).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 from pathlib import Path
 
-
-from addrop_fairseq.errors import AddropError
-from addrop_fairseq.experiment.relative import relative_path
 from addrop_fairseq.cli.policy import run
-
-
-def shares(text: str):
-    try:
-        values = [int(x) / 100 for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise AddropError(f"--k {text!r}: expected comma-separated percentages, e.g. 0,10,50") from None
-    if not values or any(not 0 <= v < 1 for v in values):
-        raise AddropError(f"--k {text!r}: percentages must be in 0..99")
-    return sorted(set(values))
 
 
 def main(argv=None) -> int:
@@ -43,7 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument("--path", required=True, help="checkpoint file")
     parser.add_argument("--data", required=True, help="the prepared data directory")
     parser.add_argument("--split", default="valid")
-    parser.add_argument("--modules", help="attention kinds (default: the checkpoint's)")
+    parser.add_argument("--modules", dest="kinds", metavar="KINDS",
+                        help="attention kinds (default: the checkpoint's)")
     parser.add_argument("--layers", default="all", help="'all' or comma-separated indices")
     parser.add_argument("--k", default="0,10,20,30,40,50,60,70,80,90",
                         help="percentages of each row's keys to remove")
@@ -65,41 +50,15 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="default: OUT with .json")
     parser.add_argument("--cpu", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        if args.out.suffix.lower() != ".png":
-            raise AddropError(f"--out {args.out}: expected a .png file name")
-        ks = shares(args.k)
-        orders = [o for o in args.orders.split(",") if o]
-        from addrop_fairseq.analysis import loading, probe
+    from addrop_fairseq.analysis.probe import probe_attribution
 
-        start = time.time()
-        loaded = loading.load_checkpoint(args.path, args.data, [args.split], args.cpu)
-        modules = loading.chosen_modules(loaded.model, args.modules or loaded.criterion.addrop_kinds,
-                                         args.layers)
-        samples, count = [], 0
-        for sample in loading.batches(loaded, args.split, args.max_tokens, args.batch_size):
-            if args.max_examples is not None and count >= args.max_examples:
-                break
-            samples.append(sample)
-            count += sample["nsentences"]
-        result = probe.run_probe(loaded, samples, modules, ks, orders, args.attribution,
-                                 args.target, args.seed, args.metric, args.iga_steps,
-                                 beam=args.beam, post_process=args.post_process)
-        result.update(checkpoint=relative_path(args.path), data=relative_path(args.data),
-                      split=args.split, examples=count, attribution=args.attribution,
-                      target=args.target, modules=sorted({m.kind for m in modules}),
-                      layers=sorted({m.layer for m in modules}), seed=args.seed,
-                      seconds=round(time.time() - start, 1))
-        title = (f"{Path(args.path).name} on {args.split} ({count} examples): "
-                 f"{args.attribution.upper()}, {args.target} target, "
-                 f"{', '.join(result['modules'])} layers {args.layers}")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        probe.plot_probe(result, args.out, title)
-        json_path = args.json or args.out.with_suffix(".json")
-        json_path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    except AddropError as error:
-        print(f"probe_attribution: error: {error}", file=sys.stderr)
-        return 1
+    result, json_path = probe_attribution(
+        args.path, args.data, args.out, split=args.split, kinds=args.kinds, layers=args.layers,
+        percentages=args.k, orders=[o for o in args.orders.split(",") if o],
+        attribution=args.attribution, iga_steps=args.iga_steps, target=args.target,
+        metric=args.metric, beam=args.beam, post_process=args.post_process, seed=args.seed,
+        max_tokens=args.max_tokens, batch_size=args.batch_size, max_examples=args.max_examples,
+        json_path=args.json, cpu=args.cpu)
     for order, points in result["curves"].items():
         print(f"{order:>6}: " + "  ".join(f"k={100 * p['k']:.0f} {p['metric']:.2f}" for p in points))
     print(f"probe_attribution: wrote {args.out} and {json_path}")

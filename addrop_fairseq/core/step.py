@@ -24,6 +24,8 @@ from .mask import addrop_mask, unexpanded
 
 @dataclass
 class AddropSettings:
+    """The AD-DROP criterion options one step reads, validated (``config.settings_from_config``
+    makes them from ``config.AddropConfig``; analyses and tests build them directly)."""
     p: float = 0.3
     q: float = 0.3
     attribution: str = "ga"

@@ -11,28 +11,13 @@ from fairseq.criterions.sentence_prediction import (
 )
 
 from ..config import AddropConfig
-from .two_pass import AddropCriterionMixin
+from .two_pass import AddropCriterionMixin, ModelProxy
 
 
 @dataclass
 class AddropSentencePredictionConfig(SentencePredictionConfig, AddropConfig):
     addrop_modules: str = field(default="encoder_self", metadata={
         "help": "attention kinds to mask; a sentence encoder has only encoder_self"})
-
-
-class _Recording:
-    """Stands in for the model inside the parent's forward and keeps what the model returned."""
-
-    def __init__(self, model, outputs):
-        self._model, self._outputs = model, outputs
-
-    def __call__(self, *args, **kwargs):
-        output = self._model(*args, **kwargs)
-        self._outputs.append(output)
-        return output
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
 
 
 @register_criterion("addrop_sentence_prediction", dataclass=AddropSentencePredictionConfig)
@@ -48,7 +33,12 @@ class AddropSentencePredictionCriterion(AddropCriterionMixin, SentencePrediction
         if model.training:
             return self.addrop_call(super().forward, model, sample, reduce)
         outputs = []
-        loss, sample_size, log = super().forward(_Recording(model, outputs), sample, reduce)
+
+        def recording(*args, **kwargs):  # keeps what the model returned, for the predictions
+            outputs.append(model(*args, **kwargs))
+            return outputs[-1]
+
+        loss, sample_size, log = super().forward(ModelProxy(model, recording), sample, reduce)
         if "target" in sample:
             logits = outputs[-1][0].detach()
             predictions = logits.view(-1).float() if self.regression_target else logits.argmax(-1)

@@ -11,8 +11,8 @@ from typing import Callable, Optional
 import torch
 from fairseq.logging import metrics
 
-from ..modules.attention import addrop_modules
-from ..config import addrop_settings, select_modules
+from ..modules.attention import maskable_attention
+from ..config import select_modules, settings_from_config
 from ..errors import AddropError
 from ..core.step import addrop_forward
 
@@ -30,14 +30,18 @@ class Phase:
     target_scale: float = 1.0
 
 
-class _TwoPassModel:
-    """Stands in for the model inside the parent's forward: calling it runs both passes."""
+class ModelProxy:
+    """Stands in for the model inside a criterion's forward: calling it calls ``call`` with the
+    model call's arguments instead; every other attribute (get_targets, get_normalized_probs,
+    training, ...) is the model's. The AD-DROP criteria run their fairseq parent's forward through
+    it (training's two passes, validation's recorded output), and the analyses a checkpoint's
+    criterion."""
 
-    def __init__(self, model, run):
-        self._model, self._run = model, run
+    def __init__(self, model, call: Callable):
+        self._model, self._call = model, call
 
     def __call__(self, *args, **kwargs):
-        return self._run(*args, **kwargs)
+        return self._call(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -68,7 +72,7 @@ class AddropCriterionMixin:
                 f"--criterion {criterion_name} needs an AD-DROP task "
                 f"(--task addrop_*), which schedules it; --task {task_name} cannot honour the "
                 "--addrop-* options")
-        self.addrop_settings = addrop_settings(cfg)
+        self.addrop_settings = settings_from_config(cfg)
         self.addrop_target = str(cfg.addrop_target)
         self.addrop_kinds, self.addrop_layers = cfg.addrop_modules, cfg.addrop_layers
         self.addrop_phase: Optional[Phase] = None
@@ -76,7 +80,7 @@ class AddropCriterionMixin:
 
     def bind_model(self, model: torch.nn.Module) -> None:
         """Selects (and so validates) the masked attention modules once the model exists."""
-        self._masked = select_modules(addrop_modules(unwrap(model)), self.addrop_kinds,
+        self._masked = select_modules(maskable_attention(unwrap(model)), self.addrop_kinds,
                                       self.addrop_layers)
 
     def attribution_target(self, model, sample, first_output) -> Callable[[object], torch.Tensor]:
@@ -108,7 +112,7 @@ class AddropCriterionMixin:
             stats.append(step_stats)
             return output
 
-        loss, sample_size, log = parent_forward(_TwoPassModel(model, run), sample, reduce)
+        loss, sample_size, log = parent_forward(ModelProxy(model, run), sample, reduce)
         dropped, valid = stats[0].totals()
         log.update(addrop_steps=1, addrop_active=1, addrop_dropped=dropped,
                    addrop_valid=valid, addrop_fallback=stats[0].fallback)

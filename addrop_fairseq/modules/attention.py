@@ -214,5 +214,7 @@ def adopt_attention(layers: Iterable[torch.nn.Module], attribute: str, kind: str
             AddropMultiheadAttention.adopt(module, kind, index)
 
 
-def addrop_modules(model: torch.nn.Module) -> List[AddropMultiheadAttention]:
+def maskable_attention(model: torch.nn.Module) -> List[AddropMultiheadAttention]:
+    """The model's attention modules that AD-DROP can mask, in forward order; ``--addrop-modules``
+    (attention kinds) and ``--addrop-layers`` select among them (``config.select_modules``)."""
     return [m for m in model.modules() if isinstance(m, AddropMultiheadAttention)]

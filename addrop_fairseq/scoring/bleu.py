@@ -33,3 +33,21 @@ def corpus_bleu(hyps: List[str], refs: List[str], tokenize: str = "13a"):
         raise AddropError(f"{len(hyps)} hypotheses but {len(refs)} references")
     metric = sacrebleu.metrics.BLEU(tokenize=tokenize)
     return metric.corpus_score(hyps, [refs]), str(metric.get_signature())
+
+
+def score_bleu(generate_output=None, hyp=None, ref=None, tokenize: str = "13a"):
+    """``addrop-score-bleu``: (BLEUScore, signature, sentences) of a fairseq-generate log, or of
+    a hypothesis and a reference file (one sentence a line)."""
+    if generate_output:
+        hyps, refs = read_generate_output(generate_output)
+    else:
+        hyps, refs = _lines("--hyp", hyp), _lines("--ref", ref)
+    score, signature = corpus_bleu(hyps, refs, tokenize)
+    return score, signature, len(hyps)
+
+
+def _lines(option: str, path) -> List[str]:
+    try:
+        return open(path, encoding="utf-8").read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AddropError(f"{option} {path}: cannot read it ({error})") from None
