@@ -1,20 +1,10 @@
-"""Where AD-DROP's per-layer cost goes: one attention module, forward and backward, by part.
-
-Times (process CPU, median of --reps) one decoder self-attention module of the benchmark's size
-(256d, 4 heads, causal mask and key padding) at batch x length, in these settings:
-
-- plain: fairseq's MultiheadAttention (its fused path), forward + backward
-- apply, no drops: the AD-DROP second pass with an all-False drop mask (the cost of carrying a
-  per-position mask through the attention kernel)
-- apply RD / apply GA: the second pass with the mask AD-DROP draws (random region; region from
-  given scores), mask making included
-- mask RD / mask GA: ``addrop_mask`` alone
-- record GA: the attribution pass of one module: forward in the mode GA uses, then the gradient
-  of a scalar w.r.t. what it records, turned into dF/dA
-
-Run it against any checkout of the package (PYTHONPATH), e.g. to compare two commits:
+"""Where AD-DROP's per-layer cost goes: one attention module, forward and backward, by part
+(the settings timed: addrop_fairseq/benchmark/profile.py).
 
     addrop-profile-attention --shapes 2x256,1x512
+
+To compare two commits, run ``python -m addrop_fairseq.cli.profile_attention`` with each
+checkout (of this layout or later) first on PYTHONPATH.
 """
 from __future__ import annotations
 
