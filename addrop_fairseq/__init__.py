@@ -9,3 +9,6 @@ install_excepthook()
 filter_harmless_warnings()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers the components)
+from .tasks.resume import check_restarts  # noqa: E402
+
+check_restarts()
