@@ -55,13 +55,13 @@ def test_translation_killed_mid_epoch_resumes_exactly_with_trainset_validation(t
             "--criterion", "addrop_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
             "--dropout", "0.1", "--addrop-schedule", "cross", "--optimizer", "adam",
             "--lr", "2e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "5",
-            "--max-tokens", "400", "--max-epoch", "4", "--save-interval-updates", "4",
+            "--max-tokens", "400", "--max-epoch", "4", "--save-interval-updates", "3",
             "--valid-subset", f"valid,{TRAINSET}", "--seed", "4", "--cpu", "--save-dir", save_dir,
             "--no-epoch-checkpoints", "--log-format", "json", "--log-interval", "1",
             "--num-workers", "0")
 
     resumed = killed_mid_epoch_and_resumed(command, tmp_path, 2, "translation, AD-DROP epoch")
-    assert "epoch 002: AD-DROP on" in resumed and f"valid on '{TRAINSET}' subset" in resumed
+    assert "epoch 002: AD-DROP on" in resumed and f'begin validation on "{TRAINSET}" subset' in resumed
 
 
 @pytest.mark.parametrize("order", ["length", "random"])
