@@ -87,9 +87,12 @@ def test_finetune_from_model_mixed_with_restore_file_or_resets_is_refused_in_one
     with pytest.raises(AddropError) as error:
         checkpoint_utils.load_checkpoint(mixed, SimpleNamespace(checkpoint_suffix=""))
     message = str(error.value)
-    assert "\n" not in message and len(message) < 300
+    assert "\n" not in message and len(message) < 400
     assert "--finetune-from-model m.pt" in message and "--restore-file other.pt" in message
-    assert "--reset-optimizer" in message
+    assert "--reset-optimizer" in message and "to continue from other.pt, drop --finetune-from-model" in message
+    only_resets = checkpoint_cfg(tmp_path, finetune_from_model="m.pt", reset_meters=True)
+    assert "drop the --reset-* options" in resume.mixed_options_error(only_resets)
+    assert resume.mixed_options_error(checkpoint_cfg(tmp_path, finetune_from_model="m.pt")) is None
 
 
 def test_the_runner_fingerprints_both_ways_of_starting_from_a_model_alike():

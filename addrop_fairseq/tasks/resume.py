@@ -66,9 +66,13 @@ def mixed_options_error(cfg) -> Optional[str]:
         mixed.insert(0, f"--restore-file {restore}")
     if not mixed:
         return None
-    return (f"--finetune-from-model {model} cannot be combined with {', '.join(mixed)}: it already "
-            "starts with a fresh optimizer, scheduler, meters and data iterator, and resumes "
-            "--save-dir's checkpoint_last.pt once there is one; drop them")
+    advice = ("drop the --reset-* options: it starts with a fresh optimizer, scheduler, meters "
+              "and data iterator, and resumes --save-dir's checkpoint_last.pt once there is one")
+    if restore != DEFAULT_RESTORE:
+        advice = (f"to continue from {restore}, drop --finetune-from-model; to start from "
+                  f"{model}, drop --restore-file") + ("" if len(mixed) == 1 else
+                                                      "; and " + advice)
+    return f"--finetune-from-model {model} cannot be combined with {', '.join(mixed)}: {advice}"
 
 
 def with_restart_checks(load_checkpoint):
