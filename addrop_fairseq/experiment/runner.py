@@ -324,9 +324,9 @@ class Comparison:
             log_file.flush()
             code, cpu = self._spawn(command, log_file, env, save_attempt)
         save_attempt(cpu)
-        text = log_path.read_text(encoding="utf-8", errors="replace")
+        raw = log_path.read_bytes()
+        text = raw.decode("utf-8", "replace")
         if resumed:
-            raw = log_path.read_bytes()
             record["resume"] = continuation(
                 raw[:log_before].decode("utf-8", "replace"),
                 raw[log_before:].decode("utf-8", "replace"), updates_before)
