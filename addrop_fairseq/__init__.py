@@ -15,3 +15,6 @@ allow_fairseq_checkpoints()
 name_corrupt_checkpoints()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers the components)
+from .tasks.resume import check_restarts  # noqa: E402
+
+check_restarts()

@@ -400,7 +400,7 @@ def test_cli_prints_commands_and_one_line_errors(small_dir, tmp_path):
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     for expected in ("fairseq-preprocess", "--srcdict", "fairseq-train", "--arch addrop_marian",
-                     "--marian-activation-fn swish", "--restore-file", "fairseq-generate",
+                     "--marian-activation-fn swish", "--finetune-from-model", "fairseq-generate",
                      "--beam 4"):
         assert expected in done.stdout
     for name in ("model.pt", "dict.en.txt", "dict.ro.txt", "source.spm", "target.spm",
@@ -428,7 +428,9 @@ def test_printed_commands_are_valid_fairseq_command_lines(small_dir, tmp_path, p
         conversion.dictionaries["en"])
     parsed = options.parse_args_and_arch(options.get_training_parser(), train[1:])
     assert parsed.arch == "addrop_marian" and parsed.marian_activation_fn == "swish"
-    assert parsed.restore_file == str(conversion.checkpoint) and parsed.required_batch_size_multiple == 1
+    assert parsed.finetune_from_model == str(conversion.checkpoint)
+    assert parsed.restore_file == "checkpoint_last.pt" and not parsed.reset_optimizer
+    assert parsed.clip_norm == 1.0 and parsed.required_batch_size_multiple == 1
     parsed = options.parse_args_and_arch(options.get_generation_parser(), generate[1:])
     assert parsed.beam == 4 and parsed.required_batch_size_multiple == 1
 
@@ -500,12 +502,11 @@ def test_fairseq_generate_then_addrop_fine_tuning_then_sacrebleu(trained, tmp_pa
                           if t not in ("<pad>", "</s>")) for row in expected]
     assert len(pieces) == len(test_pairs) and pieces == hf_pieces
 
-    # a few AD-DROP updates through fairseq-train --restore-file, with the printed model options
+    # a few AD-DROP updates through fairseq-train --finetune-from-model, with the printed model options
     save_dir = tmp_path / "checkpoints"
     train = run_cli("fairseq_cli.train", data, "--user-dir", plugin_dir, "--cpu", "--seed", "1",
                     "--task", "addrop_translation", "-s", "en", "-t", "ro",
-                    *conversion.model_arguments, "--restore-file", conversion.checkpoint,
-                    "--reset-optimizer", "--reset-dataloader", "--reset-meters",
+                    *conversion.model_arguments, "--finetune-from-model", conversion.checkpoint,
                     "--criterion", "addrop_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
                     "--addrop-schedule", "always", "--addrop-p", "0.3", "--addrop-q", "0.3",
                     "--optimizer", "adam", "--lr", "3e-4", "--max-tokens", "600",

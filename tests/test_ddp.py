@@ -219,7 +219,7 @@ def test_two_ranks_killed_mid_run_resume_to_the_uninterrupted_parameters(data, t
 
 
 @pytest.mark.slow
-def test_two_ranks_fine_tune_a_converted_encoder_through_restore_file(tmp_path):
+def test_two_ranks_fine_tune_a_converted_encoder_through_finetune_from_model(tmp_path):
     """The examples' multi-GPU path: a converted pretrained encoder, restored on rank 0 and
     broadcast to the others (without --load-checkpoint-on-all-dp-ranks)."""
     pytest.importorskip("transformers")
@@ -243,8 +243,7 @@ def test_two_ranks_fine_tune_a_converted_encoder_through_restore_file(tmp_path):
     lr = 1e-4
     logs = run_ranks([sys.executable, str(script), str(dumps), *gloo_ranks(
         data, "--user-dir", PLUGIN, "--task", "addrop_tagging", "--criterion", "addrop_tagging",
-        *model, "--restore-file", conversion.checkpoint, "--reset-optimizer", "--reset-dataloader",
-        "--reset-meters", "--addrop-schedule", "always", "--optimizer", "adam", "--lr", lr,
+        *model, "--finetune-from-model", conversion.checkpoint, "--addrop-schedule", "always", "--optimizer", "adam", "--lr", lr,
         "--max-update", "3", "--batch-size", "8", "--save-dir", tmp_path / "checkpoints",
         "--no-epoch-checkpoints", "--log-format", "simple", "--no-progress-bar",
         "--num-workers", "0", "--seed", "2")], tmp_path, "restore")
@@ -261,7 +260,7 @@ def test_two_ranks_fine_tune_a_converted_encoder_through_restore_file(tmp_path):
     # rank 1 trained from the pretrained weights: 3 Adam steps of lr 1e-4 move each by ~3e-4
     from_pretrained = max((states[1]["params"][k] - converted[k]).abs().max().item() for k in shared)
     spread = max(converted[k].abs().max().item() for k in shared)
-    print(f"\n2 gloo ranks from --restore-file {conversion.checkpoint.name} ({len(shared)} encoder "
+    print(f"\n2 gloo ranks from --finetune-from-model {conversion.checkpoint.name} ({len(shared)} encoder "
           f"tensors): ranks differ by {between_ranks:.3g}; rank 1 is {from_pretrained:.3g} from the "
           f"pretrained weights (which reach {spread:.3g})")
     assert len(shared) >= 20

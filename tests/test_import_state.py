@@ -5,6 +5,8 @@ Run in a fresh interpreter, so that nothing imported by other tests hides a chan
 import subprocess
 import sys
 
+import pytest
+
 PROBE = r"""
 import argparse, sys, warnings
 
@@ -37,6 +39,7 @@ print("filters set by the plugin", sorted(c for c in callers if c and c.startswi
 """
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_import_registers_and_leaves_hooks_and_warning_filters_alone():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines()
@@ -52,8 +55,6 @@ def test_import_registers_and_leaves_hooks_and_warning_filters_alone():
 def test_a_command_sets_its_policy_when_it_runs(monkeypatch, capsys):
     """policy.run: the AddropError line, exit 1; Ctrl-C exit 130; the argparse hint."""
     import argparse
-
-    import pytest
 
     from addrop_fairseq.cli import policy
     from addrop_fairseq.errors import AddropError

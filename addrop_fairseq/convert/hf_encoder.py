@@ -84,12 +84,12 @@ class EncoderConversion:
     def commands(self, raw: str = "RAW", data: str = "DATA") -> List[str]:
         lines = [
             "# tokenize with the recorded tokenizer and binarize with this dictionary, e.g. GLUE:",
-            shell_join(["python", "addrop-prepare-glue", "--hf-tokenizer", self.tokenizer,
+            shell_join(["addrop-prepare-glue", "--hf-tokenizer", self.tokenizer,
                         "--dict", self.dictionary, "...", raw, data]),
             "# then fine-tune from the converted weights; model options must match the checkpoint:",
             shell_join(["fairseq-train", data, "--user-dir", "addrop_fairseq",
-                        *self.model_arguments, "--restore-file", self.checkpoint,
-                        "--reset-optimizer", "--reset-dataloader", "--reset-meters", "..."]),
+                        *self.model_arguments, "--finetune-from-model", self.checkpoint,
+                        "--clip-norm", "1.0", "..."]),
         ]
         if self.roberta_compatible:
             lines.append("# (fairseq's own --arch roberta with the same sizes loads it too)")

@@ -84,7 +84,7 @@ class MarianConversion:
         lines = ["# 1. sentencepiece, as MarianTokenizer splits (source and target models differ)"]
         for split in ("train", "valid", "test"):
             for lang, spm in ((s, self.source_spm), (t, self.target_spm)):
-                lines.append(shell_join(["python", "addrop-convert-opus-mt", "encode",
+                lines.append(shell_join(["addrop-convert-opus-mt", "encode",
                                          "--spm-model", spm, "--input", f"{raw}/{split}.{lang}",
                                          "--output", f"{encoded}/{split}.{lang}"]))
         lines.append("# 2. binarize with the model's own vocabulary")
@@ -100,14 +100,13 @@ class MarianConversion:
         lines.append(shell_join([
             "fairseq-train", data, "--user-dir", plugin, "--task", "addrop_translation",
             "-s", s, "-t", t, *self.model_arguments,
-            "--restore-file", self.checkpoint, "--reset-optimizer", "--reset-dataloader",
-            "--reset-meters", "--reset-lr-scheduler", *_KEEP_EVERY_SENTENCE,
+            "--finetune-from-model", self.checkpoint, *_KEEP_EVERY_SENTENCE,
             "--skip-invalid-size-inputs-valid-test",
             "--criterion", "addrop_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
             "--addrop-p", str(p), "--addrop-q", str(q), "--addrop-modules", "encoder_self",
             "--addrop-layers", "all", "--addrop-schedule", "cross",
             "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "2e-5",
-            "--lr-scheduler", "fixed", "--max-tokens", "4096", "--max-epoch", "5",
+            "--lr-scheduler", "fixed", "--clip-norm", "1.0", "--max-tokens", "4096", "--max-epoch", "5",
             "--save-dir", save_dir,
             "--eval-bleu", "--eval-bleu-args", json.dumps(self.fairseq_generation()),
             "--eval-bleu-remove-bpe", "sentencepiece", "--best-checkpoint-metric", "bleu",

@@ -2,7 +2,9 @@
 
 Resumable at two levels: a (arm, seed) recorded as finished in ``results.jsonl`` is never rerun
 (its fingerprint, the options that define it, must match), and a run killed mid-way restarts in
-the same directory, where fairseq-train resumes from ``checkpoint_last.pt``. The time a killed
+the same directory, where fairseq-train resumes from ``checkpoint_last.pt`` (a spec that starts
+from a pretrained model must name it with ``--finetune-from-model``, which fairseq loads only while
+there is none; the record's ``resume`` says whether the training continued). The time a killed
 attempt spent is kept in the run directory's ``attempts.json`` (rewritten every
 ``Comparison.sample_s`` seconds while it trains), so a resumed run's record counts it.
 """
@@ -29,6 +31,7 @@ from ..errors import AddropError
 from . import logs, plots, protocols, stats
 from .evaluate import evaluate_test
 from .relative import relative_command, relative_path
+from .resume import checkpoint_updates, continuation, describe, same_start
 from .spec import Arm, Spec
 
 RESULTS, SUMMARY, ATTEMPTS = "results.jsonl", "summary.md", "attempts.json"
@@ -38,8 +41,8 @@ def fingerprint(spec: Spec, arm: Arm, seed: int) -> str:
     """What defines a run's result; paths of outputs are not part of it."""
     fields = [
         spec.data,
-        spec.train,
-        arm.options,
+        same_start(spec.train),
+        same_start(arm.options),
         seed,
         spec.select_metric,
         spec.maximize,
@@ -301,6 +304,9 @@ class Comparison:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / "train.log"
         resumed = (save_dir / "checkpoint_last.pt").exists()
+        # what the restarted attempt must continue from, to check afterwards that it did
+        updates_before = checkpoint_updates(save_dir / "checkpoint_last.pt") if resumed else None
+        log_before = log_path.stat().st_size if resumed and log_path.exists() else 0
         # A run that starts from scratch discards what earlier attempts trained, and their time.
         earlier = _read_attempts(run_dir) if resumed else []
         data = None
@@ -330,7 +336,14 @@ class Comparison:
             log_file.flush()
             code, cpu = self._spawn(command, log_file, env, save_attempt)
         save_attempt(cpu)
-        text = log_path.read_text(encoding="utf-8", errors="replace")
+        raw = log_path.read_bytes()
+        text = raw.decode("utf-8", "replace")
+        if resumed:
+            record["resume"] = continuation(
+                raw[:log_before].decode("utf-8", "replace"),
+                raw[log_before:].decode("utf-8", "replace"), updates_before)
+            if not record["resume"]["continued"]:
+                self.echo(f"{arm.name} seed {seed}: {describe(record['resume'])}")
         record["epochs"] = logs.parse_epochs(
             text, self.spec.select_metric, self.spec.report_split
         )

@@ -3,7 +3,7 @@
 ``addrop_tagger``: fairseq's transformer encoder (the ``addrop_transformer`` encoder) plus a
 linear tagging head, trained from scratch. ``addrop_roberta_tagger``: fairseq's ``RobertaModel``
 encoder plus the same head, to fine-tune a fairseq RoBERTa-format checkpoint
-(``encoder.sentence_encoder.*``) given with ``--restore-file``, e.g. one written by
+(``encoder.sentence_encoder.*``) given with ``--finetune-from-model``, e.g. one written by
 addrop-convert-hf-encoder; its masked-LM head is dropped. It is ``addrop_hf_encoder`` (RoBERTa
 plus --layernorm-eps and --token-embed-dim, which converted BERT/ELECTRA weights need) with a
 tagging head. Both return ``(logits [B, T, num_labels], extra)``.
@@ -139,7 +139,7 @@ def tagger_base(args):
 class AddropRobertaTaggerModel(AddropHfEncoderModel):
     """RoBERTa-format encoder + tagging head; shapes come from --arch and the model options
     (--encoder-*, --max-positions, --layernorm-eps, --token-embed-dim), which must match the
-    checkpoint given to --restore-file. The encoder's self-attention is AD-DROP's already."""
+    checkpoint given to --finetune-from-model. The encoder's self-attention is AD-DROP's already."""
 
     @classmethod
     def build_model(cls, args, task):

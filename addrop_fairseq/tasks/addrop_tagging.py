@@ -201,7 +201,9 @@ class AddropTaggingTask(CrossTuningMixin, FairseqTask):
             "ntokens": NumelDataset(src_tokens, reduce=True),
         }, sizes=[src_tokens.sizes])
         if not self.cfg.no_shuffle:
-            with data_utils.numpy_seed(self.cfg.seed, epoch):
+            # seeded as at epoch 1 whatever the epoch: an uninterrupted run loads the split once,
+            # at epoch 1, and a run resumed at epoch E (which loads it at E) must order it alike
+            with data_utils.numpy_seed(self.cfg.seed, 1):
                 order = np.random.permutation(len(dataset))
             # length first, random among equal lengths: batches with little padding
             dataset = SortDataset(dataset, sort_order=[order, src_tokens.sizes])

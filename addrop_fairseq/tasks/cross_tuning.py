@@ -14,6 +14,7 @@ from ..data.checks import check_split_files
 from ..criterions.two_pass import AddropCriterionMixin, Phase
 from ..errors import AddropError
 from ..core.schedule import addrop_active
+from .resume import early_stopping_state, restore_early_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,14 @@ class CrossTuningMixin:
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
         finally:
             criterion.addrop_phase = None
+
+    # fairseq stores this dictionary in every checkpoint's extra_state and hands the task its
+    # entry back when it resumes (not when it starts from --finetune-from-model)
+    def get_checkpoint_dict(self) -> dict:
+        return {type(self).__name__: {"early_stopping": early_stopping_state()}}
+
+    def set_checkpoint_dict(self, state: dict) -> None:
+        restore_early_stopping(state.get("early_stopping", {}))
 
     @property
     def task_name(self) -> str:
