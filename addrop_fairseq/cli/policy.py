@@ -65,7 +65,10 @@ def _argparse_hint(prog: str):
 
 def command_name(main: Callable) -> str:
     """``addrop-NAME`` for a main function of ``addrop_fairseq/cli/NAME.py``."""
-    return "addrop-" + main.__module__.rpartition(".")[2].replace("_", "-")
+    module = main.__module__
+    if module == "__main__":  # python -m addrop_fairseq.cli.NAME: the spec keeps the real name
+        module = getattr(sys.modules["__main__"].__spec__, "name", module)
+    return "addrop-" + module.rpartition(".")[2].replace("_", "-")
 
 
 def run(main: Callable[[], object], prog: str | None = None) -> None:
