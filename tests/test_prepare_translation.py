@@ -184,3 +184,13 @@ def test_bom_is_dropped_and_only_newlines_end_lines():
         assert read_lines(f.name) == ["first line", "second\u2028half", "third\x85part\rmore",
                                       "last"]
         assert len(read_lines(f.name)) == 4 == open(f.name, "rb").read().count(b"\n") + 1
+
+
+def test_download_wmt16_names_the_pairs_it_has(tmp_path):
+    from addrop_fairseq.data.wmt16 import download_wmt16
+    from addrop_fairseq.errors import AddropError
+
+    with pytest.raises(AddropError, match=r"^pair 'en-de' is not in WMT16 here; allowed: "
+                                          r"\['en-ro', 'en-tr', 'ro-en', 'tr-en'\]$"):
+        download_wmt16("en", "de", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

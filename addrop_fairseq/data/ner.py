@@ -233,6 +233,7 @@ def first_sentences(source, dest, count: int) -> int:
         raise AddropError(f"sentence count {count}: must be at least 1")
     sentences = read_conll(source, columns=None)[:count]
     lines = read_lines(source)
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", encoding="utf-8") as out:
         for sentence in sentences:
             out.write("".join(lines[number - 1] + "\n" for number in sentence.lines) + "\n")
