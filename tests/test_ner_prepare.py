@@ -235,3 +235,12 @@ def test_the_command_prints_one_error_line_and_exits_1(tmp_path):
                              "and is not empty; pass --force to replace it whole, or choose "
                              "another --dest\n")
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["kept"]
+
+
+def test_a_bad_spm_model_is_named_as_given(tmp_path):
+    source = write_corpus(tmp_path / "conll", train=20, valid=5, test=5)
+    (tmp_path / "bad.model").write_text("not a model")
+    with pytest.raises(AddropError, match=rf"^--spm-model {tmp_path / 'bad.model'}: not a "
+                                          r"sentencepiece model \(.+\)$"):
+        prepare(source, tmp_path / "data", "--spm-model", str(tmp_path / "bad.model"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.model", "conll"]

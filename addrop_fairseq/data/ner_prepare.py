@@ -98,6 +98,7 @@ def build_tokenizer(kind: str, dest: Path, train: List[TaggedSentence], *, spm_m
         model = dest / "spm.model"
         if spm_model:
             shutil.copyfile(spm_model, model)
+            model = spm_model  # a bad model is named as the user gave it
         else:
             text = dest / "raw" / "train.spm-input.txt"
             text.parent.mkdir(parents=True, exist_ok=True)
