@@ -58,20 +58,16 @@ def main(argv=None) -> None:
     tok.add_argument("--min-count", type=int, default=2,
                      help="whitespace tokenizer: rarer training words become <unk>")
     tok.add_argument("--hf-tokenizer", help="directory of a Hugging Face tokenizer (local files)")
-    tok.add_argument("--dict", help="fairseq dictionary to use (e.g. the dict.txt written by "
+    tok.add_argument("--dict", dest="dict_file", metavar="DICT",
+                     help="fairseq dictionary to use (e.g. the dict.txt written by "
                      "addrop-convert-hf-encoder next to the converted checkpoint)")
     parser.add_argument("--max-positions", type=int, default=512,
                         help="warn about sentences longer than this in subwords (<s>, </s> included)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--force", action="store_true",
                         help="replace an existing non-empty --dest whole")
-    args = parser.parse_args(argv)
-    prepare_conll2003(args.dest, conll_dir=args.conll_dir, train=args.train, valid=args.valid,
-                      test=args.test, hf_dump=args.hf_dump, columns=args.columns or None,
-                      tokenizer=args.tokenizer, spm_model=args.spm_model,
-                      vocab_size=args.vocab_size, min_count=args.min_count,
-                      hf_tokenizer=args.hf_tokenizer, dict_file=args.dict,
-                      max_positions=args.max_positions, workers=args.workers, force=args.force)
+    args = parser.parse_args(argv)  # named as prepare_conll2003's parameters
+    prepare_conll2003(**vars(args))
 
 
 def cli() -> None:

@@ -40,13 +40,8 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--force", action="store_true",
                         help="replace an existing non-empty --dest whole")
-    args = parser.parse_args(argv)
-    prepare_translation(args.source_lang, args.target_lang, args.dest, corpus=args.corpus,
-                        train=args.train, valid=args.valid, test=args.test,
-                        valid_size=args.valid_size, test_size=args.test_size,
-                        split_seed=args.split_seed, vocab_size=args.vocab_size,
-                        spm_model=args.spm_model, target_spm_model=args.target_spm_model,
-                        srcdict=args.srcdict, workers=args.workers, force=args.force)
+    args = parser.parse_args(argv)  # named as prepare_translation's parameters
+    prepare_translation(**vars(args))
 
 
 def cli() -> None:

@@ -155,9 +155,10 @@ def prepare_conll2003(dest, *, conll_dir=None, train=None, valid=None, test=None
                       hf_tokenizer=None, dict_file=None, max_positions: int = 512,
                       workers: int = 1, force: bool = False) -> None:
     """Writes DEST from one source: ``conll_dir``, ``hf_dump`` or the files ``train``/``valid``
-    [/``test``]; ``columns`` None accepts any count that is the same on every line. Prints a
-    line a split and a summary."""
+    [/``test``]; ``columns`` None or 0 accepts any count that is the same on every line. Prints
+    a line a split and a summary."""
     dest = Path(dest)
+    columns = columns or None
     if sum(bool(x) for x in (conll_dir, hf_dump, train)) != 1:
         raise AddropError("give exactly one of --conll-dir, --hf-dump or --train/--valid[/--test]")
     if tokenizer not in TOKENIZERS:
