@@ -66,8 +66,9 @@ def _argparse_hint(prog: str):
 def command_name(main: Callable) -> str:
     """``addrop-NAME`` for a main function of ``addrop_fairseq/cli/NAME.py``."""
     module = main.__module__
-    if module == "__main__":  # python -m addrop_fairseq.cli.NAME: the spec keeps the real name
-        module = getattr(sys.modules["__main__"].__spec__, "name", module)
+    if module == "__main__":  # python -m addrop_fairseq.cli.NAME, as the runner starts them
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
     return "addrop-" + module.rpartition(".")[2].replace("_", "-")
 
 
