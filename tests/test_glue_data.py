@@ -11,6 +11,7 @@ import pytest
 
 from addrop_fairseq.data import glue
 from addrop_fairseq.errors import AddropError
+from conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -306,7 +307,7 @@ def test_prepare_with_a_pretrained_dictionary_in_token_or_id_form(tmp_path):
     assert any(CUE in e.texts[0].split() for e in examples)
 
     (tmp_path / "wrong.txt").write_text("".join(f"x{i} 1\n" for i in range(30)))
-    with pytest.raises(SystemExit, match="--dict holds only 0 of the tokenizer's"):
+    with pytest.raises(AddropError, match="--dict holds only 0 of the tokenizer's"):
         prepare_glue.main(["--task", "mrpc", "--input", str(raw), "--dest", str(tmp_path / "w"),
                            "--hf-tokenizer", str(tokenizer_dir), "--dict", str(tmp_path / "wrong.txt")])
 
@@ -352,15 +353,30 @@ def test_prepare_rejects_bad_arguments_in_one_line(tmp_path):
     (raw / "test.tsv").unlink()
     tok = str(make_tokenizer(tmp_path / "tok"))
     base = ["--task", "mrpc", "--input", str(raw), "--dest", str(tmp_path / "out")]
-    with pytest.raises(SystemExit, match="give exactly one of --hf-tokenizer"):
+    with pytest.raises(AddropError, match="give exactly one of --hf-tokenizer"):
         prepare_glue.main(base)
-    with pytest.raises(SystemExit, match="--max-len 4 leaves no room for text"):
+    with pytest.raises(AddropError, match="--max-len 4 leaves no room for text"):
         prepare_glue.main(base + ["--hf-tokenizer", tok, "--max-len", "4"])
-    with pytest.raises(SystemExit, match="--splits: MRPC has no split 'valid1'"):
+    with pytest.raises(AddropError, match="--splits: MRPC has no split 'valid1'"):
         prepare_glue.main(base + ["--hf-tokenizer", tok, "--splits", "train,valid1"])
-    with pytest.raises(SystemExit, match=r"prepare_glue: error: .*test\.tsv:1: no column '#1 String'"):
-        (raw / "test.tsv").write_text("index\tsentence\n0\tx\n")
+    (raw / "test.tsv").write_text("index\tsentence\n0\tx\n")
+    with pytest.raises(AddropError, match=r"test\.tsv:1: no column '#1 String'"):
         prepare_glue.main(base + ["--hf-tokenizer", tok])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_command_prints_one_error_line_and_exits_1(tmp_path):
+    raw = write_mrpc(tmp_path / "raw", sizes=(4, 4, 0))
+    (raw / "test.tsv").write_text("index\tsentence\n0\tx\n")
+    result = run_cli("addrop_fairseq.cli.prepare_glue", "--task", "mrpc", "--input", raw,
+                     "--dest", tmp_path / "out", "--hf-tokenizer", make_tokenizer(tmp_path / "tok"),
+                     check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"addrop-prepare-glue: error: {raw / 'test.tsv'}:1: no column "
+                             "'#1 String' in the header ('index', 'sentence'); is this the MRPC "
+                             "test file?\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_submission_file_format(tmp_path):

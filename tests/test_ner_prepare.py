@@ -7,6 +7,7 @@ import sentencepiece as spm
 from fairseq.data import Dictionary, data_utils
 
 from addrop_fairseq.errors import AddropError
+from conftest import run_cli
 from addrop_fairseq.data.ner import read_conll
 from test_ner_fixtures import (
     load_script,
@@ -137,7 +138,7 @@ def test_unknown_label_at_test_time_names_file_and_line(tmp_path):
                   if line.endswith(" O") and not line.startswith("-DOCSTART-"))
     lines[number - 1] = lines[number - 1][:-1] + "I-MISC"
     (source / "test.txt").write_text("\n".join(lines) + "\n")
-    with pytest.raises(SystemExit, match=rf"test.txt:{number}: label 'B-MISC' of the test split "
+    with pytest.raises(AddropError, match=rf"test.txt:{number}: label 'B-MISC' of the test split "
                                          "never occurs in training"):
         prepare(source, tmp_path / "data", "--vocab-size", "400")
 
@@ -147,10 +148,10 @@ def test_wrong_column_count_and_empty_split_are_one_line_errors(tmp_path):
     with open(source / "valid.txt", "a") as f:
         f.write("Berlin B-LOC\n")
     count = len((source / "valid.txt").read_text().splitlines())
-    with pytest.raises(SystemExit, match=rf"valid.txt:{count}: expected 4 columns .*found 2"):
+    with pytest.raises(AddropError, match=rf"valid.txt:{count}: expected 4 columns .*found 2"):
         prepare(source, tmp_path / "data")
     (source / "valid.txt").write_text("-DOCSTART- -X- -X- O\n\n")
-    with pytest.raises(SystemExit, match=r"valid.txt: no sentences \(an empty split\)"):
+    with pytest.raises(AddropError, match=r"valid.txt: no sentences \(an empty split\)"):
         prepare(source, tmp_path / "data")
 
 
@@ -203,8 +204,7 @@ def test_rerun_needs_force_and_leaves_no_stale_split(tmp_path):
     script = load_script("prepare_conll2003")
     rerun = ["--train", str(source / "train.txt"), "--valid", str(source / "valid.txt"),
              "--dest", str(dest), "--tokenizer", "whitespace", "--min-count", "1"]
-    with pytest.raises(SystemExit, match=rf"^prepare_conll2003: error: --dest {dest} exists and "
-                                         "is not empty; pass --force"):
+    with pytest.raises(AddropError, match=rf"^--dest {dest} exists and is not empty; pass --force"):
         script.main(rerun)
     assert (dest / "input" / "test.bin").is_file()
     script.main(rerun + ["--force"])
@@ -221,3 +221,26 @@ def test_impossible_column_counts_are_refused_at_parse_time(tmp_path, value, cap
                                                str(tmp_path / "d"), "--columns", value])
     assert exit_.value.code == 2
     assert "argument --columns" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_command_prints_one_error_line_and_exits_1(tmp_path):
+    source = write_corpus(tmp_path / "conll")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "kept").write_text("")
+    result = run_cli("addrop_fairseq.cli.prepare_conll2003", "--conll-dir", source, "--dest",
+                     tmp_path / "data", "--tokenizer", "whitespace", check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"addrop-prepare-conll2003: error: --dest {tmp_path / 'data'} exists "
+                             "and is not empty; pass --force to replace it whole, or choose "
+                             "another --dest\n")
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["kept"]
+
+
+def test_a_bad_spm_model_is_named_as_given(tmp_path):
+    source = write_corpus(tmp_path / "conll", train=20, valid=5, test=5)
+    (tmp_path / "bad.model").write_text("not a model")
+    with pytest.raises(AddropError, match=rf"^--spm-model {tmp_path / 'bad.model'}: not a "
+                                          r"sentencepiece model \(.+\)$"):
+        prepare(source, tmp_path / "data", "--spm-model", str(tmp_path / "bad.model"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.model", "conll"]

@@ -17,6 +17,7 @@ import sentencepiece as spm
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from addrop_fairseq.errors import AddropError
 from conftest import REPO
 from test_ner_fixtures import load_script, make_sentences
 from addrop_fairseq.data.samples import QUICKSTART_CORPUS
@@ -86,15 +87,13 @@ def run_script(name: str, argv, dest: Path):
     try:
         load_script(name).main([*map(str, argv), "--dest", str(dest), "--force"])
         error = None
-    except SystemExit as exit_:
-        # sys.exit("message") exits with status 1 and prints the message; anything else is not
-        # the one-line error (argparse's status 2 means the test passed bad options)
-        assert isinstance(exit_.code, str), f"exit status {exit_.code!r}"
-        error = exit_.code
-        assert error.startswith(f"{name}: error: ") and "\n" not in error, error
+    except AddropError as exception:
+        # the command prints it as its one-line error (policy.run); a SystemExit (argparse's
+        # status 2: the test passed bad options) or any other exception propagates and fails
+        error = str(exception)
+        assert error and "\n" not in error, error
         assert "Traceback" not in error
         assert snapshot(dest) == before, "a failed run changed the existing --dest"
-    # any other exception propagates: a traceback fails the test
     partial = [p.name for p in dest.parent.iterdir() if p.name.startswith(f".{dest.name}.")]
     assert partial == [], f"left behind {partial}"
     if error is None:

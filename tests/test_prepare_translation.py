@@ -104,7 +104,7 @@ def test_existing_dest_is_refused_and_force_replaces_it_whole(previous, tmp_path
     before = snapshot(dest)
     refused = prepare("--corpus", corpus, "--dest", dest, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip() == (f"prepare_translation: error: --dest {dest} exists and is not "
+    assert refused.stderr.strip() == (f"addrop-prepare-translation: error: --dest {dest} exists and is not "
                                       "empty; pass --force to replace it whole, or choose another --dest")
     assert snapshot(dest) == before
 
@@ -132,7 +132,7 @@ def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     for sig in (signal.SIGINT, signal.SIGKILL):
         process = subprocess.Popen(
-            [sys.executable, "addrop-prepare-translation", "-s", "en", "-t", "ro", "--corpus",
+            [sys.executable, "-m", "addrop_fairseq.cli.prepare_translation", "-s", "en", "-t", "ro", "--corpus",
              str(corpus), "--valid-size", "20", "--test-size", "20", "--vocab-size", "800",
              "--workers", "1", "--dest", str(dest), "--force"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -157,7 +157,7 @@ def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp
                      "--force", check=False)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
     [line] = failed.stderr.strip().splitlines()
-    assert line.startswith("prepare_translation: error: fairseq-preprocess failed: ")
+    assert line.startswith("addrop-prepare-translation: error: fairseq-preprocess failed: ")
     assert snapshot(dest) == before and leftovers(dest) == []
 
 
@@ -167,7 +167,7 @@ def test_text_input_errors_and_line_ends(tmp_path):
     write(tmp_path / "c.ro", ["unu", "doi", "trei"])
     result = prepare("--corpus", tmp_path / "c", "--dest", tmp_path / "out", check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (f"prepare_translation: error: {tmp_path / 'c.en'}:3: not UTF-8 "
+    assert result.stderr.strip() == (f"addrop-prepare-translation: error: {tmp_path / 'c.en'}:3: not UTF-8 "
                                      "(byte 0xe9 at column 4)")
     assert not (tmp_path / "out").exists() and leftovers(tmp_path / "out") == []
 
@@ -184,3 +184,13 @@ def test_bom_is_dropped_and_only_newlines_end_lines():
         assert read_lines(f.name) == ["first line", "second\u2028half", "third\x85part\rmore",
                                       "last"]
         assert len(read_lines(f.name)) == 4 == open(f.name, "rb").read().count(b"\n") + 1
+
+
+def test_download_wmt16_names_the_pairs_it_has(tmp_path):
+    from addrop_fairseq.data.wmt16 import download_wmt16
+    from addrop_fairseq.errors import AddropError
+
+    with pytest.raises(AddropError, match=r"^pair 'en-de' is not in WMT16 here; allowed: "
+                                          r"\['en-ro', 'en-tr', 'ro-en', 'tr-en'\]$"):
+        download_wmt16("en", "de", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

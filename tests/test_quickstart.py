@@ -1,5 +1,6 @@
-"""The README's first command: scripts/quickstart.sh end to end (2 epochs instead of 12), what it
-prints on the terminal, the logs it keeps, and what it shows when a stage fails."""
+"""The README's first command: scripts/quickstart.sh (addrop-quickstart) end to end (2 epochs
+instead of 12), what it prints on the terminal, the logs it keeps, and what it shows when a stage
+fails."""
 import os
 import re
 import subprocess
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def quickstart(work, *args):
-    env = dict(os.environ, OMP_NUM_THREADS="1",
+    # scripts/quickstart.sh runs the addrop-quickstart of $VENV (default: the checkout's .venv):
+    # the environment running these tests
+    env = dict(os.environ, OMP_NUM_THREADS="1", VENV=sys.prefix,
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     return subprocess.run(["bash", "scripts/quickstart.sh", str(work), *args], cwd=REPO, env=env,
                           capture_output=True, text=True)

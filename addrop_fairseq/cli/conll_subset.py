@@ -7,10 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from addrop_fairseq.errors import AddropError
+from addrop_fairseq.cli.policy import command_name, run
 from addrop_fairseq.data.ner import first_sentences
-from addrop_fairseq.cli.policy import run
 
 
 def main(argv=None) -> int:
@@ -21,14 +19,9 @@ def main(argv=None) -> int:
     parser.add_argument("count", type=int)
     parser.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
-    try:
-        args.dest.parent.mkdir(parents=True, exist_ok=True)
-        copied = first_sentences(args.source, args.dest, args.count)
-    except AddropError as error:
-        print(f"conll_subset: error: {error}", file=sys.stderr)
-        return 1
+    copied = first_sentences(args.source, args.dest, args.count)
     if copied < args.count:
-        print(f"conll_subset: {args.source} has only {copied} sentences", file=sys.stderr)
+        print(f"{command_name(main)}: {args.source} has only {copied} sentences", file=sys.stderr)
     print(f"{args.dest}: {copied} sentences")
     return 0
 

@@ -6,34 +6,19 @@ newstest2016 as test (the sets the paper reports). Then run addrop-prepare-trans
 them (see examples/translation/README.md).
 """
 import argparse
-import sys
 from pathlib import Path
+
 from addrop_fairseq.cli.policy import run
+from addrop_fairseq.data.wmt16 import download_wmt16
 
-PAIRS = {"en-ro": "ro-en", "ro-en": "ro-en", "tr-en": "tr-en", "en-tr": "tr-en"}
 
-
-def main(argv=None):
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source-lang", "-s", required=True)
     parser.add_argument("--target-lang", "-t", required=True)
     parser.add_argument("--dest", required=True, type=Path)
     args = parser.parse_args(argv)
-    pair = f"{args.source_lang}-{args.target_lang}"
-    if pair not in PAIRS:
-        sys.exit(f"download_wmt16: error: pair {pair!r} is not in WMT16 here; allowed: {sorted(PAIRS)}")
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        sys.exit("download_wmt16: error: needs the 'datasets' package: pip install datasets")
-    corpus = load_dataset("wmt/wmt16", PAIRS[pair])
-    args.dest.mkdir(parents=True, exist_ok=True)
-    for split, name in (("train", "train"), ("validation", "valid"), ("test", "test")):
-        rows = corpus[split]["translation"]
-        for lang in (args.source_lang, args.target_lang):
-            with open(args.dest / f"{name}.{lang}", "w", encoding="utf-8") as f:
-                f.writelines(" ".join(row[lang].split()) + "\n" for row in rows)
-        print(f"{name}: {len(rows)} pairs")
+    download_wmt16(args.source_lang, args.target_lang, args.dest)
 
 
 def cli() -> None:

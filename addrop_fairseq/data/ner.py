@@ -223,79 +223,6 @@ def precision_recall_f1(tp: float, pred: float, gold: float) -> Tuple[float, flo
     return precision, recall, f1
 
 
-# ---------------------------------------------------------------------------------------------
-# subword tokenizers: each splits a sentence's words into subword strings, one list per word
-
-
-class WhitespaceTokenizer:
-    """Each word is its own token (a word-level vocabulary)."""
-
-    kind = "whitespace"
-
-    def split(self, words: Sequence[str]) -> List[List[str]]:
-        return [[word] for word in words]
-
-
-class SentencePieceTokenizer:
-    kind = "sentencepiece"
-
-    def __init__(self, model_file):
-        import sentencepiece as spm
-
-        if not Path(model_file).is_file():
-            raise AddropError(f"--spm-model {model_file}: no such file")
-        self.model_file = str(model_file)
-        self.processor = spm.SentencePieceProcessor(model_file=self.model_file)
-
-    def split(self, words: Sequence[str]) -> List[List[str]]:
-        # a word encoded alone gets the word-initial marker, as it would inside a sentence
-        return self.processor.encode(list(words), out_type=str)
-
-    def vocabulary(self) -> List[str]:
-        return [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
-
-
-class HuggingFaceTokenizer:
-    """A pretrained model's tokenizer from a local directory (no download)."""
-
-    kind = "huggingface"
-
-    def __init__(self, directory):
-        from transformers import AutoTokenizer
-
-        if not Path(directory, "tokenizer_config.json").is_file() and not any(
-                Path(directory, name).is_file() for name in ("tokenizer.json", "vocab.txt", "vocab.json")):
-            raise AddropError(f"--hf-tokenizer {directory}: no tokenizer files (tokenizer.json, "
-                              "vocab.txt or vocab.json) in that directory")
-        self.directory = str(directory)
-        try:
-            # byte-level BPE (RoBERTa) marks a word start with a space, which pre-split words lack
-            self.tokenizer = AutoTokenizer.from_pretrained(self.directory, local_files_only=True,
-                                                           add_prefix_space=True)
-        except (TypeError, ValueError):
-            self.tokenizer = AutoTokenizer.from_pretrained(self.directory, local_files_only=True)
-        self.special_tokens = set(self.tokenizer.all_special_tokens)
-
-    def split_with_ids(self, words: Sequence[str]) -> Tuple[List[List[str]], List[List[int]]]:
-        encoding = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
-        pieces: List[List[str]] = [[] for _ in words]
-        ids: List[List[int]] = [[] for _ in words]
-        for token, token_id, word in zip(encoding.tokens(), encoding["input_ids"], encoding.word_ids()):
-            if word is not None:
-                pieces[word].append(token)
-                ids[word].append(token_id)
-        return pieces, ids
-
-    def split(self, words: Sequence[str]) -> List[List[str]]:
-        return self.split_with_ids(words)[0]
-
-    def vocabulary(self) -> List[str]:
-        """Token strings in id order."""
-        vocab = self.tokenizer.get_vocab()
-        by_id = sorted(vocab.items(), key=lambda item: item[1])
-        return [token for token, _ in by_id]
-
-
 def first_sentences(source, dest, count: int) -> int:
     """Copies the first ``count`` sentences of a CoNLL file (their lines as they are, every column,
     ``-DOCSTART-`` lines left out) to ``dest``; returns how many were copied.
@@ -306,6 +233,7 @@ def first_sentences(source, dest, count: int) -> int:
         raise AddropError(f"sentence count {count}: must be at least 1")
     sentences = read_conll(source, columns=None)[:count]
     lines = read_lines(source)
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", encoding="utf-8") as out:
         for sentence in sentences:
             out.write("".join(lines[number - 1] + "\n" for number in sentence.lines) + "\n")
