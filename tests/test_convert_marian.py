@@ -422,7 +422,8 @@ def test_printed_commands_are_valid_fairseq_command_lines(small_dir, tmp_path, p
     lines = [shlex.split(line) for line in conversion.commands(plugin=plugin_dir)
              if not line.startswith("#")]
     programs = [words[0] for words in lines]
-    assert programs == ["python"] * 6 + ["fairseq-preprocess", "fairseq-train", "fairseq-generate"]
+    assert programs == ["addrop-convert-opus-mt"] * 6 + ["fairseq-preprocess", "fairseq-train",
+                                                   "fairseq-generate"]
     preprocess, train, generate = lines[6:]
     assert options.get_preprocessing_parser().parse_args(preprocess[1:]).srcdict == str(
         conversion.dictionaries["en"])

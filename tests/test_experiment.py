@@ -288,11 +288,9 @@ def test_report_only_against_another_baseline_writes_its_own_summary(tmp_path, c
     assert (out / "summary-vs-rd.md").read_text() == against_rd  # left as it was
     capsys.readouterr()
 
-    assert main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only",
-                 "--baseline", "RD"]) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        "compare: error: --baseline: 'RD' is not an arm of the spec (plain, ga, rd)"
-    ]
+    with pytest.raises(AddropError, match=r"^--baseline: 'RD' is not an arm of the spec "
+                                          r"\(plain, ga, rd\)$"):
+        main([str(tmp_path / "spec.json"), "--out", str(out), "--report-only", "--baseline", "RD"])
     assert not (out / "summary-vs-RD.md").exists()
 
 
@@ -473,6 +471,7 @@ def _fake_comparison(tmp_path, monkeypatch):
     return comparison, run_dir
 
 
+@pytest.mark.slow  # the runner starts its stand-in and git
 def test_a_resumed_run_counts_the_time_of_its_killed_attempt(tmp_path, monkeypatch):
     comparison, run_dir = _fake_comparison(tmp_path, monkeypatch)
     (run_dir / "checkpoints" / "checkpoint_last.pt").write_bytes(b"")  # a killed attempt's
@@ -490,6 +489,7 @@ def test_a_resumed_run_counts_the_time_of_its_killed_attempt(tmp_path, monkeypat
     assert len(during) == 2 and during[0]["cpu_s"] == 100.0 and during[1]["cpu_s"] >= 0.5
 
 
+@pytest.mark.slow  # the runner starts its stand-in and git
 def test_a_run_started_afresh_ignores_an_old_ledger_and_an_unledgered_resume_says_so(
     tmp_path, monkeypatch
 ):
@@ -546,6 +546,7 @@ def test_an_unledgered_resume_is_complete_only_if_fairseqs_clock_never_restarted
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads Linux's /proc")
+@pytest.mark.slow  # starts a process to measure
 def test_process_cpu_reads_a_running_process():
     from addrop_fairseq.experiment.runner import _process_cpu
 

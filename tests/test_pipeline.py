@@ -30,6 +30,7 @@ def test_epochs_are_read_from_both_line_formats():
     assert all(e.seconds >= 0 for e in seen)
 
 
+@pytest.mark.slow
 def test_a_stage_logs_everything_and_its_failure_carries_the_last_lines(tmp_path):
     log = tmp_path / "stage.log"
     lines = []
@@ -45,6 +46,7 @@ def test_a_stage_logs_everything_and_its_failure_carries_the_last_lines(tmp_path
     assert f"the last lines of {log}" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_stdout_to_its_own_file(tmp_path):
     out, log = tmp_path / "out.txt", tmp_path / "err.log"
     run_stage("split", [sys.executable, "-c", "import sys; print('data'); print('note', file=sys.stderr)"],

@@ -20,6 +20,7 @@ def write(path, lines):
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_corpus_round_trips_through_sentencepiece_and_binaries(tmp_path):
     en = (Path(QUICKSTART_CORPUS + ".en")).read_text(encoding="utf-8").split("\n")[:200]
     ro = (Path(QUICKSTART_CORPUS + ".ro")).read_text(encoding="utf-8").split("\n")[:200]
@@ -41,6 +42,7 @@ def test_corpus_round_trips_through_sentencepiece_and_binaries(tmp_path):
     assert decoded == raw_test
 
 
+@pytest.mark.slow
 def test_mismatched_sides_are_named(tmp_path):
     write(tmp_path / "c.en", ["a b c", "d e f"])
     write(tmp_path / "c.ro", ["a b c"])
@@ -51,6 +53,7 @@ def test_mismatched_sides_are_named(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_empty_line_is_named_with_its_number(tmp_path):
     write(tmp_path / "c.en", ["a b c", "", "x"])
     write(tmp_path / "c.ro", ["a b c", "d", "y"])
@@ -161,6 +164,7 @@ def test_failed_or_interrupted_run_leaves_the_previous_dest_intact(previous, tmp
     assert snapshot(dest) == before and leftovers(dest) == []
 
 
+@pytest.mark.slow
 def test_text_input_errors_and_line_ends(tmp_path):
     # a byte that is not UTF-8, named by file, line and column
     (tmp_path / "c.en").write_bytes(b"one\ntwo\nthr\xe9e\n")

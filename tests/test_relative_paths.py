@@ -78,6 +78,7 @@ def _fake_spawn(code):
     return spawn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["inside", "outside"])
 def test_a_runner_record_names_no_absolute_path(where, tmp_path, monkeypatch):
     """Data, plugin, checkpoint and output directories given as absolute paths; the runner runs
@@ -179,6 +180,7 @@ def _committed_files():
         REPO / "README.md"]
 
 
+@pytest.mark.slow
 def test_no_committed_doc_or_record_names_a_machine_path():
     files = _committed_files()
     assert any(f.name == "results.jsonl" for f in files)  # the scan sees the records
