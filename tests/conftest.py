@@ -8,6 +8,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = str(REPO / "addrop_fairseq")
 
+# The tests mirror the package (tests/core, tests/data, ...; tests/e2e holds every test that
+# starts a process). Test modules import each other's helpers by name (``from test_convert_marian
+# import toy_pairs``), whichever folder they are in: every folder is on the path.
+for _folder in sorted(Path(__file__).parent.iterdir()):
+    if _folder.is_dir() and not _folder.name.startswith(("_", ".")) and str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
 
 def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
     """Runs ``python -m MODULE ARGS`` (e.g. fairseq_cli.train) and returns its output."""
