@@ -143,3 +143,11 @@ def test_the_committed_summary_is_what_the_committed_results_give():
         "--plot docs/img/effects.png",
     )
     assert (REPO / "docs/results/effects.md").read_text(encoding="utf-8") == expected
+
+
+def test_the_readme_shows_the_committed_summary_table():
+    table = [line for line in (REPO / "docs/results/effects.md").read_text().splitlines()
+             if line.startswith("|")]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(table) in readme
+    assert "](docs/img/effects.png)" in readme
