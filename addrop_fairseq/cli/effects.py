@@ -39,12 +39,16 @@ def main(argv=None) -> int:
     from addrop_fairseq.experiment import effects, plots
 
     result = effects.collect(args.effects)
-    command = f"addrop-effects {args.effects} --markdown {args.markdown} --plot {args.plot}"
+    command = (
+        f"addrop-effects {args.effects} --markdown {args.markdown} --plot {args.plot}"
+    )
     text = effects.effects_markdown(result, command)
     panels = {
         unit: [
-            (f"{e.study}: {e.row_label} ({e.difference.n} seeds)", e.kind, e.difference.mean, e.difference.low,
-             e.difference.high)
+            (
+                f"{e.study}: {e.row_label} ({e.difference.n} seeds)", e.kind,
+                e.difference.mean, e.difference.low, e.difference.high,
+            )
             for e in rows
         ]
         for unit, rows in effects.effects_by_unit(result).items()
@@ -52,7 +56,10 @@ def main(argv=None) -> int:
     tmp_plot = args.plot.with_name(args.plot.name + ".tmp.png")
     tmp_text = args.markdown.with_name(args.markdown.name + ".tmp")
     try:
-        plots.plot_forest(panels, tmp_plot, title="AD-DROP minus plain on the test metric, paired by seed, 95% t interval")
+        plots.plot_forest(
+            panels, tmp_plot,
+            title="AD-DROP minus plain on the test metric, paired by seed, 95% t interval",
+        )
         tmp_text.parent.mkdir(parents=True, exist_ok=True)
         tmp_text.write_text(text, encoding="utf-8")
         os.replace(tmp_plot, args.plot)
