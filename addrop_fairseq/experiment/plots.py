@@ -11,10 +11,11 @@ import numpy as np
 def _pyplot():
     import logging
 
-    import matplotlib
-
-    # fairseq's start-up sets the root logger to DEBUG; matplotlib's font search would fill it
+    # fairseq's start-up sets the root logger to DEBUG; matplotlib's import and font search
+    # would fill it (so the level is set before the import)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+    import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
@@ -181,5 +182,50 @@ def plot_loss_panels(runs_by_arm: dict[str, list[dict]], path: Path, title: str 
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    _save(fig, path, title)
+    return drawn
+
+
+def plot_forest(
+    panels: dict[str, list[tuple[str, str, float, float, float]]], path: Path, title: str = ""
+) -> dict:
+    """A forest plot: one panel per unit (``panels``: unit -> rows), stacked on one page.
+
+    Each row is (label, group, mean, low, high): a point at the mean with its interval as a bar,
+    coloured by its group (e.g. GA, RD), first row on top, a zero line in every panel. Units are
+    not mixed on one axis: a difference in BLEU and one in F1 do not share a scale.
+    Returns what was drawn: {unit: [(label, mean, low, high), ...]}, top to bottom.
+    """
+    plt = _pyplot()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = list(dict.fromkeys(row[1] for rows in panels.values() for row in rows))
+    heights = [len(rows) + 1.2 for rows in panels.values()]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(8.5, 0.32 * sum(heights) + 0.9),
+        dpi=100,
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    drawn = {}
+    for ax, (unit, rows) in zip(axes[:, 0], panels.items()):
+        y = np.arange(len(rows))[::-1]
+        for position, (label, group, mean, low, high) in zip(y, rows):
+            color = colors[groups.index(group) % len(colors)]
+            ax.errorbar(
+                mean, position, xerr=[[mean - low], [high - mean]], fmt="o", color=color,
+                capsize=3, markersize=4, label=group,
+            )
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [row[0] for row in rows], fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_xlabel(f"difference in {unit}", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+        drawn[unit] = [(label, mean, low, high) for label, _, mean, low, high in rows]
     _save(fig, path, title)
     return drawn
