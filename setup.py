@@ -11,7 +11,7 @@ COMMANDS = [
     "convert-opus-mt", "convert-hf-encoder", "export-hf",
     # scoring and experiments
     "glue-splits",
-    "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm",
+    "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm", "effects",
     # analyses and cost
     "plot-attribution", "probe-attribution", "prior-experiment", "sign-check",
     "benchmark", "profile-attention",
