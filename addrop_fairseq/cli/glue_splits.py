@@ -6,7 +6,7 @@
 writes DEST/SETTING/{train,dev,test}.tsv (train = rows trained on, dev = the selection split
 drawn from the official train file, test = the official dev file) and DEST/splits.json (seed,
 source sha256, the rows drawn), whole or not at all. Each DEST/SETTING is a GLUE task directory
-for prepare_glue.py.
+for addrop-prepare-glue.
 """
 from __future__ import annotations
 

@@ -155,15 +155,20 @@ def recorded_reference(state: dict, cfg: dict) -> Tuple[Optional[Path], str]:
     conversion = (state.get("extra_state") or {}).get("conversion") or {}
     if conversion.get("converted_from"):
         return Path(conversion["converted_from"]), "the checkpoint's conversion record"
-    restore = (cfg.get("checkpoint") or {}).get("restore_file")
-    if restore and restore != "checkpoint_last.pt":
-        record = Path(restore).parent / "conversion.json"
+    checkpoint = cfg.get("checkpoint") or {}
+    # the pretrained start: --finetune-from-model (the documented form), or the older
+    # --restore-file MODEL --reset-*
+    for option, start in (("--finetune-from-model", checkpoint.get("finetune_from_model")),
+                          ("--restore-file", checkpoint.get("restore_file"))):
+        if not start or start == "checkpoint_last.pt":
+            continue
+        record = Path(start).parent / "conversion.json"
         if record.is_file():
             converted_from = read_json_object(record, "conversion settings").get("converted_from")
             if converted_from:
                 return Path(converted_from), str(record)
-        return None, f"--restore-file {restore} has no conversion.json beside it"
-    return None, "the checkpoint records no conversion and no --restore-file"
+        return None, f"{option} {start} has no conversion.json beside it"
+    return None, "the checkpoint records no conversion and no pretrained start"
 
 
 def find_reference(reference, state: dict, cfg: dict) -> Path:

@@ -3,7 +3,7 @@
 GLUE's test labels are hidden, so the official dev split plays the test set. What a run may look
 at while it trains (to pick its epoch, its p and q) is a *selection split* drawn from the
 official training file; the run trains on the rest. Each setting is written as a GLUE task
-directory that ``prepare_glue.py`` reads unchanged:
+directory that ``addrop-prepare-glue`` reads unchanged:
 
 ============  ==============================================  ====================
 file          holds                                           fairseq split
@@ -184,7 +184,7 @@ def write_splits(task_name: str, source_dir, dest, settings: Sequence[str], seed
     train = read_source(task, source_dir, "train")
     official_dev = read_source(task, source_dir, "valid")
     drawn = _draw(task, train, settings, seed, fraction)
-    # CoLA's files have no header, but prepare_glue.py reads a test split's columns from its
+    # CoLA's files have no header, but addrop-prepare-glue reads a test split's columns from its
     # header (GLUE's own CoLA test file has one): the official dev file gets CoLA's column names.
     test_header = (official_dev.header if task.headerless_labelled is None
                    else "\t".join(task.headerless_labelled))

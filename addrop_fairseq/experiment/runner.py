@@ -411,7 +411,7 @@ class Comparison:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
-            raise AddropError(f"{self.out_dir}: another compare.py is running on it") from None
+            raise AddropError(f"{self.out_dir}: another addrop-compare is running on it") from None
         return lock
 
     def run(self) -> list[dict]:

@@ -296,8 +296,9 @@ def fine_tuned_checkpoint(conversion, root, name, task_args, arch_args=None, hea
     arguments = list(arch_args or conversion.model_arguments)
     (root / name).mkdir(exist_ok=True)
     torch.manual_seed(seed)  # the new heads' initialization, whatever ran before
+    # the documented start (the Marian fixture above keeps the older --restore-file form)
     cfg, task, model = build_fairseq([*task_args, *arguments,
-                                      "--restore-file", str(conversion.checkpoint)])
+                                      "--finetune-from-model", str(conversion.checkpoint)])
     converted = checkpoint_utils.load_checkpoint_to_cpu(str(conversion.checkpoint))["model"]
     own = model.state_dict()
     with torch.no_grad():

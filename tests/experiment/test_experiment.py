@@ -405,7 +405,7 @@ def test_a_second_runner_on_the_same_directory_is_refused(tmp_path):
     (tmp_path / "out").mkdir()
     held = first._lock_out_dir()
     try:
-        with pytest.raises(AddropError, match="another compare.py is running"):
+        with pytest.raises(AddropError, match="another addrop-compare is running"):
             Comparison(spec, tmp_path / "out").run()
     finally:
         held.close()
