@@ -151,9 +151,9 @@ def sweep_table(results: List[dict]) -> str:
 
 def recorded_command(argv: Sequence[str], report_dir: Path, cwd: Optional[Path] = None) -> str:
     """``addrop-benchmark ARGS`` as it ran, with no absolute path of this machine in it: paths
-    relative to the directory the command ran in (experiment.relative, as every record writes
-    them)."""
-    return relative_command([COMMAND, *map(str, argv)], cwd)
+    relative to the directory the command ran in, or to the report's own directory for a path
+    outside it (experiment.relative)."""
+    return relative_command([COMMAND, *map(str, argv)], cwd, outside=report_dir)
 
 
 def clock_name(args: argparse.Namespace) -> str:

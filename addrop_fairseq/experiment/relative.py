@@ -15,20 +15,25 @@ import sys
 from pathlib import Path
 
 
-def relative_path(path, base=None) -> str:
+def relative_path(path, base=None, outside=None) -> str:
     """``path`` as a record writes it: an absolute path relative to ``base`` (default: the working
-    directory), with ``..`` where it lies outside; a relative path as it was given."""
+    directory), with ``..`` where it lies outside (or, given ``outside``, relative to that
+    directory instead: a report names its own files from where it lies); a relative path as it
+    was given."""
     text = os.fspath(path)
     if not os.path.isabs(text):
         return text
-    return os.path.relpath(text, os.fspath(base) if base is not None else os.getcwd())
+    base = os.fspath(base) if base is not None else os.getcwd()
+    if outside is not None and not _inside(text, base):
+        base = os.fspath(outside)
+    return os.path.relpath(text, base)
 
 
 def _inside(path: str, base: str) -> bool:
     return os.path.relpath(path, base).split(os.sep)[0] != os.pardir
 
 
-def relative_command(argv, base=None) -> str:
+def relative_command(argv, base=None, outside=None) -> str:
     """The command line ``argv`` (joined with shlex) with every absolute path in it, standing alone
     or as the value of ``--option=PATH`` / ``key=PATH``, relative to ``base`` (default: the
     working directory). This interpreter, when it lies outside ``base``, is written by its file
@@ -39,10 +44,10 @@ def relative_command(argv, base=None) -> str:
         if word == sys.executable and not _inside(word, base):
             words.append(Path(word).name)
         elif os.path.isabs(word):
-            words.append(relative_path(word, base))
+            words.append(relative_path(word, base, outside))
         elif "=" in word and os.path.isabs(word.partition("=")[2]):
             key, _, value = word.partition("=")
-            words.append(f"{key}={relative_path(value, base)}")
+            words.append(f"{key}={relative_path(value, base, outside)}")
         else:
             words.append(word)
     return shlex.join(words)
