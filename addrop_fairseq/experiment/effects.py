@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import AddropError
 from . import stats
-from .families import Runs, quantity
+from .families import Runs, quantity, read_studies
 from .runner import RESULTS
 from .spec import load_spec
 
@@ -64,18 +64,7 @@ class Effects:
 
 
 def load_effects_file(path) -> list[dict]:
-    import yaml
-
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise AddropError(f"{path}: cannot read the effects file ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise AddropError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    studies = raw.get("studies") if isinstance(raw, dict) else None
-    if not isinstance(studies, list) or not studies:
-        raise AddropError(f"{path}: expected a mapping with a non-empty list 'studies'")
+    studies = read_studies(path, "effects file")
     for i, study in enumerate(studies):
         where = f"{path}: studies[{i}]"
         if not isinstance(study, dict):

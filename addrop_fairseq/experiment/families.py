@@ -209,19 +209,25 @@ def study_markdown(study: dict, rows: list[Row], alpha: float = 0.05) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_families(path) -> list[dict]:
+def read_studies(path, what: str) -> list:
+    """The ``studies`` list of a YAML file of studies (``what`` names the file in errors)."""
     import yaml
 
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise AddropError(f"{path}: cannot read the family file ({error.strerror})") from None
+        raise AddropError(f"{path}: cannot read the {what} ({error.strerror})") from None
     except yaml.YAMLError as error:
         raise AddropError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
     studies = raw.get("studies") if isinstance(raw, dict) else None
     if not isinstance(studies, list) or not studies:
         raise AddropError(f"{path}: expected a mapping with a non-empty list 'studies'")
+    return studies
+
+
+def load_families(path) -> list[dict]:
+    studies = read_studies(path, "family file")
     for i, study in enumerate(studies):
         where = f"{path}: studies[{i}]"
         if not isinstance(study, dict) or not study.get("name"):
