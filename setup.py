@@ -7,10 +7,10 @@ COMMANDS = [
     "quickstart",
     # data
     "prepare-translation", "prepare-conll2003", "prepare-glue", "conll-subset", "download-wmt16",
+    "glue-splits",
     # checkpoints in and out of Hugging Face
     "convert-opus-mt", "convert-hf-encoder", "export-hf",
     # scoring and experiments
-    "glue-splits",
     "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm", "effects",
     # analyses and cost
     "plot-attribution", "probe-attribution", "prior-experiment", "sign-check",
