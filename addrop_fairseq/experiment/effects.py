@@ -145,9 +145,12 @@ def collect(path) -> Effects:
                         f"{where}: arm {arm!r} minus {spec.baseline!r} on the test metric: fewer "
                         f"than {MIN_SEEDS} seeds with a value on both sides"
                     )
+                # a study still running shows what has landed, and says so
+                setting = study["setting"] + (
+                    f" (running: {len(spec.seeds)} seeds planned)" if planned else "")
                 effects.append(
                     Effect(
-                        study["label"], study["setting"], metric, unit, kind, arm,
+                        study["label"], setting, metric, unit, kind, arm,
                         spec.baseline, difference,
                     )
                 )
