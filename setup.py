@@ -11,7 +11,7 @@ COMMANDS = [
     # checkpoints in and out of Hugging Face
     "convert-opus-mt", "convert-hf-encoder", "export-hf",
     # scoring and experiments
-    "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm", "effects",
+    "score-bleu", "evaluate-ner", "evaluate-glue", "compare", "holm", "effects", "protocol-report",
     # analyses and cost
     "plot-attribution", "probe-attribution", "prior-experiment", "sign-check",
     "benchmark", "profile-attention",
