@@ -15,6 +15,8 @@ effects file (YAML) says which arms are shown::
           GA: [ga-p0.3-q0.3, ga-p0.8-q0.1]
           RD: [rd-p0.3-q0.3]
         metric: test entity F1         # optional: the metric in words (default: from the spec)
+                                       # (an arm named "held-out choice": the cell of the spec's
+                                       # p x q grid chosen on its selection split)
         planned: true                  # optional: a study still running; skipped (and listed as
                                        # not yet run) while it lacks results or 2 paired seeds
 
@@ -28,11 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AddropError
-from . import stats
+from . import protocols, stats
 from .families import Runs, quantity, read_studies
-from .runner import RESULTS
+from .runner import RESULTS, read_results
 from .spec import load_spec
 
+HELD_OUT_CHOICE = "held-out choice"  # a grid's cell chosen on the selection split, as an arm
 KINDS = ("GA", "RD")  # the attribution of an AD-DROP arm: gradient, or a random region (paper 4.2)
 MIN_SEEDS = 2  # the fewest paired seeds that give an interval
 
@@ -90,6 +93,18 @@ def load_effects_file(path) -> list[dict]:
     return studies
 
 
+def _held_out_cell(spec, results_path: Path, where: str) -> str | None:
+    """The p x q cell the held-out protocol picks (experiment/protocols.py): the one whose mean
+    selection-split score is best, so the reported split played no part in choosing it."""
+    cells = [arm.name for arm in spec.arms if set(arm.grid) == {"p", "q"}]
+    if not cells or not spec.report_split:
+        raise AddropError(f"{where}: {HELD_OUT_CHOICE!r} needs a spec with a p x q grid and a "
+                          "report_split")
+    cell, _ = protocols.choose_cell(read_results(results_path), cells, spec.baseline,
+                                    protocols.HELD_OUT, spec.maximize)
+    return cell
+
+
 def _metric_of(spec) -> tuple[str, str]:
     """(the test metric in words, its unit) as the spec's runs report it."""
     unit = stats.test_metric_name(spec)
@@ -121,6 +136,13 @@ def collect(path) -> Effects:
         waiting = []
         for kind, arms in study["arms"].items():
             for arm in arms:
+                if arm == HELD_OUT_CHOICE:
+                    arm = _held_out_cell(spec, results_path, where)
+                    if arm is None:
+                        if not planned:
+                            raise AddropError(f"{where}: no grid cell has runs to choose from")
+                        waiting.append(HELD_OUT_CHOICE)
+                        continue
                 if arm not in names:
                     raise AddropError(
                         f"{where}: arm {arm!r} is not an arm of its spec ({', '.join(names)})"

@@ -148,15 +148,20 @@ def _arms(study: Study) -> list[str]:
     return [arm.name for arm in study.spec.arms if arm.name != study.spec.baseline]
 
 
+def _cells(study: Study) -> list[str]:
+    return [arm.name for arm in study.spec.arms if set(arm.grid) == {"p", "q"}]
+
+
 def _scores(study: Study, arm: str, protocol: str) -> dict[int, protocols.RunScore]:
     return protocols._scores(study.records, arm, protocol, study.spec.maximize)
 
 
 def overview(studies: list[Study]) -> list[str]:
-    arms = []
+    arms = []  # a grid's cells have no columns: its row shows the cell each protocol chose
     for study in studies:
         if study.spec:
-            arms += [a for a in _arms(study) if a not in arms]
+            arms += [a for a in _arms(study) if a not in arms and a not in _cells(study)]
+    arms = arms or ["ga"]
     header = "| study | runs | plain, held-out |" + "".join(
         f" {a.upper()} - plain: held-out | {a.upper()} - plain: paper's protocol |" for a in arms
     ) + " the paper: AD-DROP - plain |"
@@ -166,14 +171,22 @@ def overview(studies: list[Study]) -> list[str]:
             lines.append(f"| {study.label} | not yet run |" + " |" * (1 + 2 * len(arms))
                          + f" {_paper_gain(study)} |")
             continue
-        compared = protocols.compare(study.spec, study.records)["arms"]
+        compared = protocols.compare(study.spec, study.records)
         base = _scores(study, study.spec.baseline, protocols.HELD_OUT)
-        row = (f"| {study.label} | {study.runs_done} / {study.runs_planned} "
+        label = study.label
+        if compared["grid"]:  # the GA columns: the cell each protocol chose, named
+            chosen = [compared["grid"][p][0] or "none" for p in PROTOCOLS]
+            label += f" (GA: the cell chosen, {' / '.join(chosen)})"
+            outcomes = {"ga": {p: compared["grid"][p][2] for p in PROTOCOLS}}
+        else:
+            outcomes = compared["arms"]
+        row = (f"| {label} | {study.runs_done} / {study.runs_planned} "
                f"| {_mean_pm(s.reported for s in base.values())} |")
         for arm in arms:
-            outcome = compared.get(arm)
+            outcome = outcomes.get(arm)
             row += "".join(
-                f" {_interval(outcome[p].gain) if outcome else ''} |" for p in PROTOCOLS)
+                f" {_interval(outcome[p].gain) if outcome and outcome[p] else ''} |"
+                for p in PROTOCOLS)
         lines.append(row + f" {_paper_gain(study)} |")
     return lines
 
@@ -251,7 +264,32 @@ def study_section(study: Study, link) -> list[str]:
         )
     if not study.paper:
         lines += _paper_sentences(study)
+    if _cells(study):
+        lines += _grid_lines(study, link)
     return lines + [""]
+
+
+def _grid_lines(study: Study, link) -> list[str]:
+    grid = protocols.compare(study.spec, study.records)["grid"]
+    lines = ["", "The p x q cell each protocol chooses (the mean over the seeds every cell and "
+             f"{study.spec.baseline} finished) and its gain on the official dev split:", "",
+             "| protocol | cell chosen | chosen by (mean over seeds) | gain [95% CI] |",
+             "| --- | --- | --- | --- |"]
+    for protocol in PROTOCOLS:
+        cell, criterion, chosen = grid[protocol]
+        what = "selection split" if protocol == protocols.HELD_OUT else "official dev split"
+        lines.append(
+            f"| {protocol} | {cell} | {what} {criterion[cell]:.2f} | "
+            f"{_interval(chosen.gain if chosen else None)} |" if cell
+            else f"| {protocol} | none yet | | |")
+    lines += ["", "Optimism of choosing the cell and the epochs on the reported split (paper's "
+              f"gain minus held-out gain, paired over seeds): {_interval(grid['optimism'])}."]
+    heatmaps = [name for name in ("heatmap_dev.png", "heatmap_test.png")
+                if (study.directory / name).is_file()]
+    if heatmaps:
+        lines += ["", "Heatmaps (paper Fig. 6) of each cell's mean over seeds: " + ", ".join(
+            f"[{name}]({link((study.directory / name).as_posix())})" for name in heatmaps) + "."]
+    return lines
 
 
 def _paper_sentences(study: Study) -> list[str]:

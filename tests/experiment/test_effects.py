@@ -151,3 +151,29 @@ def test_the_readme_shows_the_committed_summary_table():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "\n".join(table) in readme
     assert "](docs/img/effects.png)" in readme
+
+
+def grid_record(arm, seed, selection, reported):
+    return {"arm": arm, "seed": seed, "status": "ok", "test_metric": reported,
+            "best": {"epoch": 1, "valid_metric": selection},
+            "epochs": [{"epoch": 1, "valid_metric": selection, "report_metric": reported}]}
+
+
+def test_a_grid_shows_the_cell_the_held_out_protocol_chooses(results):
+    grid = {"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.1]}
+    study_dir(results, "glue/grid", {"plain": "--addrop-schedule off"}, [
+        grid_record("plain", 1, 60, 50), grid_record("plain", 2, 61, 52),
+        # chosen on the selection split (mean 79.5) though the other cell reports more
+        grid_record("p0.1-q0.1", 1, 80, 49), grid_record("p0.1-q0.1", 2, 79, 48),
+        grid_record("p0.5-q0.1", 1, 70, 60), grid_record("p0.5-q0.1", 2, 71, 61),
+    ], grid=grid, report_split="test", test={"kind": "none"})
+    (results / "effects.yaml").write_text(
+        "studies:\n  - {dir: glue/grid, label: Grid, setting: s, arms: {GA: [held-out choice]}}\n")
+    (effect,) = effects.collect(results / "effects.yaml").effects
+    assert (effect.arm, effect.row_label) == ("p0.1-q0.1", "GA p0.1-q0.1")
+    assert effect.difference.mean == pytest.approx(-2.5)  # 49 - 50, 48 - 52
+    # without a grid there is nothing to choose from
+    (results / "effects.yaml").write_text(
+        "studies:\n  - {dir: ner, label: N, setting: s, arms: {GA: [held-out choice]}}\n")
+    with pytest.raises(AddropError, match="'held-out choice' needs a spec with a p x q grid"):
+        effects.collect(results / "effects.yaml")

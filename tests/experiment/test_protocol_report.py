@@ -2,6 +2,7 @@
 under both protocols and the paired gains against a hand computation, the paper's rows, planned
 studies, bad entries, the markers, and the committed document against the committed results."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,14 +123,42 @@ def test_a_document_without_markers_is_refused_and_left_as_it_was(results, monke
     assert (results / "doc.md").read_text() == "no markers\n"
 
 
-def test_the_committed_glue_tables_are_what_the_committed_results_give():
+def test_the_committed_glue_tables_are_what_the_committed_results_give(monkeypatch):
     """docs/results.md's GLUE tables cannot go stale: a landed run changes them, and this fails
     until `addrop-protocol-report` is rerun."""
-    into = REPO / "docs" / "results.md"
-    studies = protocol_report.collect(REPO / "docs/results/effects.yaml")
+    monkeypatch.chdir(REPO)  # the command's paths, as it runs from the repository root
+    into = Path("docs/results.md")
+    studies = protocol_report.collect(Path("docs/results/effects.yaml"))
     expected = protocol_report.report(
         studies, "addrop-protocol-report docs/results/effects.yaml --into docs/results.md",
-        lambda path: f"../{path}",
+        protocol_report.linker(into),
     )
     document = into.read_text(encoding="utf-8")
     assert protocol_report.insert(document, expected, "docs/results.md") == document
+
+
+def test_a_grid_reports_the_cell_each_protocol_chooses_and_the_optimism(results):
+    grid_spec = dict(SPEC, arms={"plain": "--addrop-schedule off"},
+                     grid={"options": "--addrop-schedule cross", "p": [0.1, 0.5], "q": [0.1]})
+    study = results / "glue" / "grid"
+    study.mkdir()
+    (study / "spec.json").write_text(json.dumps(grid_spec))
+    records = RECORDS[:2] + [
+        # selection means 79.5 and 76.5: held-out takes p0.1-q0.1 (reports 50, 48 against plain's
+        # 55, 51); reported means 50.5 and 60.5: paper's takes p0.5-q0.1 (60, 61 against 58, 53)
+        run("p0.1-q0.1", 1, [80, 70], [50, 52]), run("p0.1-q0.1", 2, [78, 79], [49, 48]),
+        run("p0.5-q0.1", 1, [75, 76], [60, 57]), run("p0.5-q0.1", 2, [77, 70], [58, 61]),
+    ]
+    (study / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (study / "heatmap_test.png").write_bytes(b"png")
+    (results / "effects.yaml").write_text(
+        "studies:\n  - {dir: glue/grid, label: Grid, setting: g, arms: {GA: [held-out choice]}}\n")
+    text = protocol_report.report(protocol_report.collect(results / "effects.yaml"), "cmd")
+    held = f"-4.00 [{-4 - 1 * T_975_1:.2f}, {-4 + 1 * T_975_1:.2f}]"  # -5, -3
+    paper = f"+5.00 [{5 - 3 * T_975_1:.2f}, {5 + 3 * T_975_1:.2f}]"  # 2, 8
+    assert f"| Grid (GA: the cell chosen, p0.1-q0.1 / p0.5-q0.1) | 6 / 6 | 53.00 +- 2.83 | {held} " \
+           f"| {paper} |" in text
+    assert f"| held-out | p0.1-q0.1 | selection split 79.50 | {held} |" in text
+    assert f"| paper's | p0.5-q0.1 | official dev split 60.50 | {paper} |" in text
+    assert "paired over seeds): +9.00 [" in text  # (2 + 5) and (8 + 3)
+    assert "[heatmap_test.png](" in text and "heatmap_dev.png" not in text
