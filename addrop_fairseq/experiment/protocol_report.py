@@ -13,7 +13,10 @@ Reads the effects file (experiment/effects.py) and reports each study whose spec
       paper:                    # dev, mean +- std over 5 seeds, selected on dev (its protocol)
         - {source: Table 5, model: RoBERTa-base, plain: [91.44, 0.17], addrop: [92.61, 0.13]}
 
-  (no entry: the number is not in this project's copy of the paper; ``paper_note`` says why).
+  (no entry: the number is not in this project's copy of the paper; ``paper_note`` says why);
+- with ``reference: FILE.jsonl`` (relative to the effects file; shown once it exists), the
+  baseline against examples/glue/compare/hf_reference.py's plain runs on the same split, under
+  both protocols, with Welch's interval (two programs: seeds are not paired).
 
 and above them one overview row per study. A planned study without results is listed as not yet
 run; one still running says how many of its runs have landed.
@@ -58,6 +61,8 @@ class Study:
     records: list[dict]
     paper: list[PaperRow]
     paper_note: str | None
+    reference: list[dict] | None = None  # the Hugging Face reference loop's records, if any
+    reference_file: str | None = None
 
     @property
     def runs_done(self) -> int:
@@ -111,9 +116,14 @@ def collect(path) -> list[Study]:
             spec, records = None, []
         else:
             raise AddropError(f"{where}: no results there (no {spec_path} or {results_path})")
+        reference = None
+        if entry.get("reference") and (path.parent / entry["reference"]).is_file():
+            reference = read_results(path.parent / entry["reference"])
         studies.append(Study(entry["label"], entry["setting"], entry.get("metric", ""),
                              directory, entry.get("spec"), spec, records, paper,
-                             entry.get("paper_note")))
+                             entry.get("paper_note"), reference,
+                             (path.parent / entry["reference"]).as_posix()
+                             if entry.get("reference") else None))
     if not studies:
         raise AddropError(f"{path}: no study with a report split (report_split in its spec)")
     return studies
@@ -266,7 +276,31 @@ def study_section(study: Study, link) -> list[str]:
         lines += _paper_sentences(study)
     if _cells(study):
         lines += _grid_lines(study, link)
+    if study.reference:
+        lines += _reference_lines(study, link)
     return lines + [""]
+
+
+def _reference_lines(study: Study, link) -> list[str]:
+    """The baseline against the Hugging Face reference loop: two programs, so their seeds are
+    not paired; Welch's interval of the difference of the means."""
+    spec = study.spec
+    lines = ["", f"`{spec.baseline}` against the Hugging Face reference loop (plain fine-tuning "
+             "with transformers, same splits and settings: "
+             f"[`{Path(study.reference_file).name}`]({link(study.reference_file)}); seeds of two "
+             "programs are not paired, so Welch's 95% interval):", "",
+             "| protocol | fairseq: mean +- std (seeds) | Hugging Face: mean +- std (seeds) "
+             "| fairseq - Hugging Face [Welch 95% CI] |", "| --- | --- | --- | --- |"]
+    for protocol in PROTOCOLS:
+        ours = [s.reported for s in _scores(study, spec.baseline, protocol).values()]
+        theirs = [s.reported for s in protocols._scores(
+            study.reference, "hf-plain", protocol, spec.maximize).values()]
+        welch = stats.welch_difference(ours, theirs)
+        interval = (f"{welch.mean:+.2f} [{welch.low:.2f}, {welch.high:.2f}]"
+                    if not math.isnan(welch.low) else f"{welch.mean:+.2f}")
+        lines.append(f"| {protocol} | {_mean_pm(ours)} ({len(ours)}) | {_mean_pm(theirs)} "
+                     f"({len(theirs)}) | {interval} |")
+    return lines
 
 
 def _grid_lines(study: Study, link) -> list[str]:

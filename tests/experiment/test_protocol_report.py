@@ -162,3 +162,25 @@ def test_a_grid_reports_the_cell_each_protocol_chooses_and_the_optimism(results)
     assert f"| paper's | p0.5-q0.1 | official dev split 60.50 | {paper} |" in text
     assert "paired over seeds): +9.00 [" in text  # (2 + 5) and (8 + 3)
     assert "[heatmap_test.png](" in text and "heatmap_dev.png" not in text
+
+
+def test_the_baseline_is_set_against_the_hugging_face_reference_with_welch(results):
+    reference = [dict(run("hf-plain", 1, [70, 60], [54, 60])),  # held-out 54, paper's 60
+                 dict(run("hf-plain", 2, [50, 65], [56, 50])),  # held-out 50, paper's 56
+                 dict(run("hf-plain", 3, [65, 64], [52, 51]))]  # held-out 52, paper's 52
+    (results / "glue" / "hf.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reference))
+    (results / "effects.yaml").write_text(
+        "studies:\n  - {dir: glue/sst2, label: S, setting: s, arms: {GA: [ga]}, "
+        "reference: glue/hf.jsonl}\n")
+    text = protocol_report.report(protocol_report.collect(results / "effects.yaml"), "cmd")
+    # held-out: fairseq 55, 51 against 54, 50, 52; paper's: 58, 53 against 60, 56, 52
+    from scipy import stats as scipy_stats
+    for protocol, ours, theirs in (("held-out", [55, 51], [54, 50, 52]),
+                                   ("paper's", [58, 53], [60, 56, 52])):
+        test = scipy_stats.ttest_ind(ours, theirs, equal_var=False)
+        low, high = test.confidence_interval(0.95)
+        difference = sum(ours) / 2 - sum(theirs) / 3
+        assert f"| {protocol} | " in text
+        assert f"| {difference:+.2f} [{low:.2f}, {high:.2f}] |" in text
+    assert "| held-out | 53.00 +- 2.83 (2) | 52.00 +- 2.00 (3) |" in text
+    assert "[`hf.jsonl`](" in text
