@@ -63,6 +63,7 @@ class Study:
     paper_note: str | None
     reference: list[dict] | None = None  # the Hugging Face reference loop's records, if any
     reference_file: str | None = None
+    name: str = ""  # the study's directory as the effects file names it (glue/full-rte)
 
     @property
     def runs_done(self) -> int:
@@ -123,7 +124,7 @@ def collect(path) -> list[Study]:
                              directory, entry.get("spec"), spec, records, paper,
                              entry.get("paper_note"), reference,
                              (path.parent / entry["reference"]).as_posix()
-                             if entry.get("reference") else None))
+                             if entry.get("reference") else None, entry["dir"]))
     if not studies:
         raise AddropError(f"{path}: no study with a report split (report_split in its spec)")
     return studies
@@ -226,6 +227,9 @@ def study_section(study: Study, link) -> list[str]:
         "",
         f"{study.setting}; {study.metric or spec.report_split}. Spec {spec_text}, {state}, "
         f"code {', '.join(codes) or 'n/a'}; {_time(study)}.",
+        "",
+        f"`addrop-compare {study.spec_file or 'SPEC'} --out {study.directory.as_posix()} "
+        f"--work-dir runs/compare/{study.name} --jobs 2 --threads 1`",
         "",
         "Every run: the official dev score at the epoch the held-out protocol chooses (best on "
         "the selection split) / at the epoch the paper's protocol chooses (best on the official "

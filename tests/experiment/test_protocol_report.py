@@ -74,6 +74,7 @@ def test_every_run_and_the_gains_match_the_hand_computation(results):
     assert "| RTE | not yet run |" in text
     assert "code abcdef0; training CPU 4 min in all (1.0 min a run)" in text
     assert "not in the project's copy: lost in the copy." in text
+    assert "--work-dir runs/compare/glue/sst2 --jobs 2 --threads 1`" in text
 
 
 def test_a_running_study_says_how_many_runs_have_landed(results):
