@@ -31,6 +31,8 @@ from pathlib import Path
 
 from ..errors import AddropError
 from . import protocols, stats
+from .protocols import paired_text
+from .stats import mean_pm
 from .effects import load_effects_file
 from .runner import RESULTS, read_results
 from .spec import load_spec
@@ -134,21 +136,6 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _interval(paired: stats.Paired | None) -> str:
-    if paired is None:
-        return "n/a"
-    if paired.n < 2:
-        return f"{paired.mean:+.2f} (1 seed)"
-    return f"{paired.mean:+.2f} [{paired.low:.2f}, {paired.high:.2f}]"
-
-
-def _mean_pm(values) -> str:
-    mean, std = stats.mean_std(list(values))
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} +- {std:.2f}"
-
-
 def _paper_gain(study: Study) -> str:
     if not study.paper:
         return "not in the project's copy"
@@ -164,7 +151,7 @@ def _cells(study: Study) -> list[str]:
 
 
 def _scores(study: Study, arm: str, protocol: str) -> dict[int, protocols.RunScore]:
-    return protocols._scores(study.records, arm, protocol, study.spec.maximize)
+    return protocols.scores_by_seed(study.records, arm, protocol, study.spec.maximize)
 
 
 def overview(studies: list[Study]) -> list[str]:
@@ -192,11 +179,11 @@ def overview(studies: list[Study]) -> list[str]:
         else:
             outcomes = compared["arms"]
         row = (f"| {label} | {study.runs_done} / {study.runs_planned} "
-               f"| {_mean_pm(s.reported for s in base.values())} |")
+               f"| {mean_pm(s.reported for s in base.values())} |")
         for arm in arms:
             outcome = outcomes.get(arm)
             row += "".join(
-                f" {_interval(outcome[p].gain) if outcome and outcome[p] else ''} |"
+                f" {paired_text(outcome[p].gain) if outcome and outcome[p] else ''} |"
                 for p in PROTOCOLS)
         lines.append(row + f" {_paper_gain(study)} |")
     return lines
@@ -258,8 +245,8 @@ def study_section(study: Study, link) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm in arms:
-        held = _mean_pm(s.reported for s in scores[arm][protocols.HELD_OUT].values())
-        paper = _mean_pm(s.reported for s in scores[arm][protocols.PAPER].values())
+        held = mean_pm(s.reported for s in scores[arm][protocols.HELD_OUT].values())
+        paper = mean_pm(s.reported for s in scores[arm][protocols.PAPER].values())
         if arm == spec.baseline:
             lines.append(f"| {arm} | {held} | | | {paper} | | |")
             continue
@@ -267,8 +254,8 @@ def study_section(study: Study, link) -> list[str]:
         gain = row[protocols.HELD_OUT].gain
         wins = f"{gain.wins} / {gain.losses}" if gain else "n/a"
         lines.append(
-            f"| {arm} | {held} | {_interval(gain)} | {wins} | {paper} "
-            f"| {_interval(row[protocols.PAPER].gain)} | {_interval(row['optimism'])} |"
+            f"| {arm} | {held} | {paired_text(gain)} | {wins} | {paper} "
+            f"| {paired_text(row[protocols.PAPER].gain)} | {paired_text(row['optimism'])} |"
         )
     for paper_row in study.paper:
         lines.append(
@@ -297,12 +284,12 @@ def _reference_lines(study: Study, link) -> list[str]:
              "| fairseq - Hugging Face [Welch 95% CI] |", "| --- | --- | --- | --- |"]
     for protocol in PROTOCOLS:
         ours = [s.reported for s in _scores(study, spec.baseline, protocol).values()]
-        theirs = [s.reported for s in protocols._scores(
+        theirs = [s.reported for s in protocols.scores_by_seed(
             study.reference, "hf-plain", protocol, spec.maximize).values()]
         welch = stats.welch_difference(ours, theirs)
         interval = (f"{welch.mean:+.2f} [{welch.low:.2f}, {welch.high:.2f}]"
                     if not math.isnan(welch.low) else f"{welch.mean:+.2f}")
-        lines.append(f"| {protocol} | {_mean_pm(ours)} ({len(ours)}) | {_mean_pm(theirs)} "
+        lines.append(f"| {protocol} | {mean_pm(ours)} ({len(ours)}) | {mean_pm(theirs)} "
                      f"({len(theirs)}) | {interval} |")
     return lines
 
@@ -318,10 +305,10 @@ def _grid_lines(study: Study, link) -> list[str]:
         what = "selection split" if protocol == protocols.HELD_OUT else "official dev split"
         lines.append(
             f"| {protocol} | {cell} | {what} {criterion[cell]:.2f} | "
-            f"{_interval(chosen.gain if chosen else None)} |" if cell
+            f"{paired_text(chosen.gain if chosen else None)} |" if cell
             else f"| {protocol} | none yet | | |")
     lines += ["", "Optimism of choosing the cell and the epochs on the reported split (paper's "
-              f"gain minus held-out gain, paired over seeds): {_interval(grid['optimism'])}."]
+              f"gain minus held-out gain, paired over seeds): {paired_text(grid['optimism'])}."]
     heatmaps = [name for name in ("heatmap_dev.png", "heatmap_test.png")
                 if (study.directory / name).is_file()]
     if heatmaps:

@@ -56,7 +56,8 @@ def run_score(record: dict, protocol: str, maximize: bool) -> RunScore | None:
     return RunScore(chosen["epoch"], chosen.get("valid_metric"), chosen["report_metric"])
 
 
-def _scores(records, arm: str, protocol: str, maximize: bool) -> dict[int, RunScore]:
+def scores_by_seed(records, arm: str, protocol: str, maximize: bool) -> dict[int, RunScore]:
+    """Seed -> the finished run's score under a protocol (the last finished record of a seed)."""
     scores = {}
     for record in records:
         if record.get("arm") == arm and record.get("status") == "ok":
@@ -77,8 +78,8 @@ class Outcome:
 
 
 def outcome(records, arm: str, baseline: str, protocol: str, maximize: bool) -> Outcome:
-    arm_scores = _scores(records, arm, protocol, maximize)
-    base_scores = _scores(records, baseline, protocol, maximize)
+    arm_scores = scores_by_seed(records, arm, protocol, maximize)
+    base_scores = scores_by_seed(records, baseline, protocol, maximize)
     reported = {s: v.reported for s, v in arm_scores.items()}
     base = {s: v.reported for s, v in base_scores.items()}
     gain = paired_difference(reported, base)
@@ -89,8 +90,8 @@ def choose_cell(records, cells: list[str], baseline: str, protocol: str,
                 maximize: bool) -> tuple[str | None, dict[str, float]]:
     """The grid cell a protocol picks and each cell's criterion (its mean over the common
     seeds of the selection score, held-out, or of the reported score, paper's)."""
-    per_cell = {cell: _scores(records, cell, protocol, maximize) for cell in cells}
-    seeds = set(_scores(records, baseline, protocol, maximize))
+    per_cell = {cell: scores_by_seed(records, cell, protocol, maximize) for cell in cells}
+    seeds = set(scores_by_seed(records, baseline, protocol, maximize))
     for scores in per_cell.values():
         seeds &= set(scores)
     if not seeds:
@@ -144,7 +145,7 @@ def compare(spec, records: list[dict]) -> dict:
     return result
 
 
-def _cell(paired: Paired | None) -> str:
+def paired_text(paired: Paired | None) -> str:
     if paired is None:
         return "n/a"
     if paired.n < 2:
@@ -176,9 +177,10 @@ def summarise(spec, records: list[dict]) -> str:
     for name, row in result["arms"].items():
         held, paper = row[HELD_OUT], row[PAPER]
         lines.append(
-            f"| {name} | {len(held.seeds)} | {_mean(held.reported.values())} | {_cell(held.gain)} "
-            f"| {_mean(paper.reported.values())} | {_cell(paper.gain)} "
-            f"| {_cell(row['optimism'])} |"
+            f"| {name} | {len(held.seeds)} | {_mean(held.reported.values())} "
+            f"| {paired_text(held.gain)} "
+            f"| {_mean(paper.reported.values())} | {paired_text(paper.gain)} "
+            f"| {paired_text(row['optimism'])} |"
         )
     grid = result["grid"]
     if grid:
@@ -190,9 +192,9 @@ def summarise(spec, records: list[dict]) -> str:
             what = "selection score" if protocol == HELD_OUT else f"`{split}` score"
             lines.append(
                 f"| {protocol} | {cell or 'n/a'} "
-                f"| {what} {criterion[cell]:.2f} | {_cell(chosen.gain if chosen else None)} |"
+                f"| {what} {criterion[cell]:.2f} | {paired_text(chosen.gain if chosen else None)} |"
                 if cell else f"| {protocol} | n/a | n/a | n/a |"
             )
         lines += ["", f"Optimism of choosing the cell and epochs on `{split}`: "
-                  f"{_cell(grid['optimism'])}."]
+                  f"{paired_text(grid['optimism'])}."]
     return "\n".join(lines) + "\n"

@@ -189,7 +189,7 @@ def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _mean_pm(values, digits: int = 2) -> str:
+def mean_pm(values, digits: int = 2) -> str:
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "n/a"
@@ -236,14 +236,14 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     ]
     for arm in spec.arms:
         runs = by_arm[arm.name]
-        gaps = f"{_mean_pm(loss_gap(r['best']) for r in runs.values())} / " + _mean_pm(
+        gaps = f"{mean_pm(loss_gap(r['best']) for r in runs.values())} / " + mean_pm(
             loss_gap(r["epochs"][-1]) if r["epochs"] else None for r in runs.values()
         )
         lines.append(
             f"| {arm.name} | {len(runs)}/{len(spec.seeds)} "
-            f"| {_mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
-            f"| {_mean_pm(r.get('test_metric') for r in runs.values())} "
-            f"| {_mean_pm(r['best'].get('epoch') for r in runs.values())} "
+            f"| {mean_pm(r['best'].get('valid_metric') for r in runs.values())} "
+            f"| {mean_pm(r.get('test_metric') for r in runs.values())} "
+            f"| {mean_pm(r['best'].get('epoch') for r in runs.values())} "
             f"| {gaps} | {_fmt(_times(runs.values(), 'wall_s') / 60, 1)} / "
             f"{_fmt(_times(runs.values(), 'train_cpu_s') / 60, 1)} min |"
         )
@@ -316,8 +316,8 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
             runs = by_arm[arm.name].values()
             lines.append(
                 f"| {arm.name} "
-                f"| {_mean_pm((masked_minus_unmasked(r, True)[0] for r in runs), 3)} "
-                f"| {_mean_pm((masked_minus_unmasked(r, False)[0] for r in runs), 3)} |"
+                f"| {mean_pm((masked_minus_unmasked(r, True)[0] for r in runs), 3)} "
+                f"| {mean_pm((masked_minus_unmasked(r, False)[0] for r in runs), 3)} |"
             )
     if failed:
         lines += ["", "Failed runs:", ""]
