@@ -31,7 +31,7 @@ def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subproce
 @pytest.fixture(autouse=True)
 def _quick_tests_start_no_process(request, monkeypatch):
     """The quick subset (-m "not slow") starts no process: a test that does must be marked slow
-    (every test under tests/e2e is, by its conftest)."""
+    (every module under tests/e2e is, by its `pytestmark`)."""
     if request.node.get_closest_marker("slow"):
         return
     import subprocess
