@@ -59,6 +59,9 @@ class Spec:
     # a split validated every epoch beside ``valid`` (the official GLUE dev split playing the
     # test set): both protocols of experiment/protocols.py read from the same runs
     report_split: str | None = None
+    # the p x q grid as given (options as one string); its arms are in ``arms`` too, and
+    # to_dict writes it back as a grid so a frozen spec.json still knows which arms are its cells
+    grid: dict = field(default_factory=dict)
 
     def arm(self, name: str, where: str = "arm") -> Arm:
         for arm in self.arms:
@@ -72,7 +75,8 @@ class Spec:
         return {
             "data": self.data,
             "train": shlex.join(self.train),
-            "arms": {arm.name: shlex.join(arm.options) for arm in self.arms},
+            "arms": {arm.name: shlex.join(arm.options) for arm in self.arms if not arm.grid},
+            **({"grid": self.grid} if self.grid else {}),
             "baseline": self.baseline,
             "seeds": self.seeds,
             "select": {"metric": self.select_metric, "maximize": self.maximize},
@@ -167,8 +171,11 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
         Arm(str(name), _options(options, f"{where}.arms.{name}"))
         for name, options in arms_raw.items()
     ]
+    grid = {}
     if raw.get("grid") is not None:
         arms += expand_grid(raw["grid"], f"{where}.grid")
+        grid = {key: (shlex.join(_options(value, f"{where}.grid.options")) if key == "options"
+                      else list(value)) for key, value in raw["grid"].items()}
     names = [arm.name for arm in arms]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
@@ -219,6 +226,7 @@ def build_spec(raw: dict, where: str = "spec") -> Spec:
         test=test,
         valid_on_train=bool(raw.get("valid_on_train", False)),
         report_split=report_split,
+        grid=grid,
     )
 
 

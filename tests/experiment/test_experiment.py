@@ -122,6 +122,11 @@ def test_grid_expands_into_named_arms():
     spec = build_spec({**BASE, "grid": {"p": [0.1], "q": [0.1, 0.9]}})
     assert [a.name for a in spec.arms] == ["plain", "p0.1-q0.1", "p0.1-q0.9"]
     assert spec.baseline == "plain"
+    # the spec.json a run freezes keeps the grid, so the reports still know its cells
+    frozen = build_spec(json.loads(json.dumps(spec.to_dict())))
+    assert frozen.to_dict() == spec.to_dict() and list(spec.to_dict()["arms"]) == ["plain"]
+    assert [(a.name, a.options, a.grid) for a in frozen.arms] == [
+        (a.name, a.options, a.grid) for a in spec.arms]
 
 
 @pytest.mark.parametrize(
