@@ -22,7 +22,10 @@ its Holm-adjusted p-value over its study's family (``stats.holm_adjusted``). The
 Each study has two families: all its comparisons, and the primary ones (those that a contrast's
 ``primary`` lists), each with its own Holm adjustment. DIR is relative to the family file's
 directory. ``train_loss@K`` and ``trainset_loss@K`` are the
-logged (in AD-DROP epochs, masked) and the unmasked training-split loss after epoch K.
+logged (in AD-DROP epochs, masked) and the unmasked training-split loss after epoch K. For
+the studies with a report split (GLUE), ``test`` is its score at the epoch chosen on the
+selection split (held-out protocol), ``paper`` at the epoch chosen on the report split itself,
+and ``optimism`` the difference of the two.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AddropError
-from . import stats
+from . import protocols, stats
 from .runner import read_results
 
 
@@ -42,6 +45,23 @@ def _best(field):
 
 def _last_epoch(field):
     return lambda r: r["epochs"][-1].get(field) if r.get("epochs") else None
+
+
+def _reported(protocol):
+    """The report split's score at the epoch a protocol chooses (experiment/protocols.py), for
+    the GLUE studies' metrics, all of which are better higher."""
+    def value(record):
+        score = protocols.run_score(record, protocol, maximize=True)
+        return None if score is None else score.reported
+
+    return value
+
+
+def _optimism(record):
+    """How much choosing the epoch on the report split raises a run's reported score: an arm's
+    contrast against the baseline in this quantity is the optimism of its gain."""
+    held_out, paper = _reported(protocols.HELD_OUT)(record), _reported(protocols.PAPER)(record)
+    return None if held_out is None or paper is None else paper - held_out
 
 
 def _lowest_dev_loss(record):
@@ -63,6 +83,9 @@ QUANTITIES = {
     "trainset_last": ("training-split loss, last epoch", 3, _last_epoch("trainset_loss")),
     "best_epoch": ("best epoch", 1, _best("epoch")),
     "lowest_dev_loss": ("lowest dev loss", 3, _lowest_dev_loss),
+    "paper": ("report-split metric, epoch best on it (the paper's protocol)", 2,
+              _reported(protocols.PAPER)),
+    "optimism": ("report-split metric, paper's minus held-out epoch", 2, _optimism),
     "leak": (
         "logged minus unmasked training loss, AD-DROP epochs",
         3,

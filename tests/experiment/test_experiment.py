@@ -354,6 +354,22 @@ def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
         holm_main([str(tmp_path / "families.yaml")])
 
 
+def test_family_quantities_read_both_protocols_of_a_glue_run():
+    from addrop_fairseq.experiment import families
+
+    run = {"test_metric": 55.0, "epochs": [
+        {"epoch": 1, "valid_metric": 60.0, "report_metric": 50.0},
+        {"epoch": 2, "valid_metric": 60.0, "report_metric": 55.0},  # the tie goes to the later
+        {"epoch": 3, "valid_metric": 58.0, "report_metric": 57.0},
+    ]}
+    assert families.quantity("test")[2](run) == 55.0  # the held-out epoch, 2
+    assert families.quantity("paper")[2](run) == 57.0  # epoch 3, best on the report split
+    assert families.quantity("optimism")[2](run) == 2.0
+    no_report = {"epochs": [{"epoch": 1, "valid_metric": 60.0}]}
+    assert families.quantity("paper")[2](no_report) is None
+    assert families.quantity("optimism")[2](no_report) is None
+
+
 def test_committed_holm_tables_are_what_the_committed_results_give():
     """docs/results/holm.md, which docs/results.md quotes, is regenerated from the committed
     results.jsonl files: a changed record or family that was not carried into it fails here."""
