@@ -196,6 +196,31 @@ def mean_pm(values, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} +- {std:.{digits}f}"
 
 
+def against_reference(reference: list[tuple], arms: dict[str, list[tuple]],
+                      columns: tuple[str, str], short: tuple[str, str]) -> str:
+    """Markdown: mean +- std of two quantities (e.g. dev and test) for a reference training
+    loop's seeds and for each arm's, and each arm minus the reference with Welch's 95% interval
+    (seed s of one program is not seed s of the other, so nothing is paired)."""
+    def interval(values, base):
+        d = welch_difference(values, base)
+        return f"{d.mean:+.2f} [{d.low:.2f}, {d.high:.2f}]"
+
+    ref = [[row[i] for row in reference] for i in (0, 1)]
+    lines = [
+        f"| training loop | seeds | {columns[0]} | {columns[1]} | {short[0]}: minus the Hugging "
+        f"Face loop [95% CI] | {short[1]}: minus the Hugging Face loop [95% CI] |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| Hugging Face loop (hf_reference.py) | {len(reference)} | {mean_pm(ref[0])} "
+        f"| {mean_pm(ref[1])} | | |",
+    ]
+    for arm, rows in arms.items():
+        values = [[row[i] for row in rows] for i in (0, 1)]
+        lines.append(f"| fairseq `{arm}` | {len(rows)} | {mean_pm(values[0])} "
+                     f"| {mean_pm(values[1])} | {interval(values[0], ref[0])} "
+                     f"| {interval(values[1], ref[1])} |")
+    return "\n".join(lines) + "\n"
+
+
 def test_metric_name(spec) -> str:
     """What the spec's test evaluation scores, in words ("none" without one)."""
     if getattr(spec, "report_split", None):

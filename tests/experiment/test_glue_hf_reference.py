@@ -74,5 +74,19 @@ def test_compare_with_a_comparison_uses_welch_intervals(tmp_path):
         "valid_metric": v}, "test_metric": t}) + "\n" for v, t in ((61, 53), (63, 55))))
     table = hf_reference.compare(reference, results)
     # official dev: mean 54 against 52 -> +2.00
-    assert "| fairseq `plain` | 2 | 62.00 +- 1.41 | 54.00 +- 1.41 | +1.00 [" in table
-    assert "| +2.00 [" in table
+    # Welch by hand, 2 seeds a side. Selection: variances 2 and 2, se sqrt(2), df 2, t 4.303:
+    # +- 6.085. Official dev: variances 2 and 8, se sqrt(5), df 25/17, t 6.19: +- 13.84
+    assert ("| fairseq `plain` | 2 | 62.00 +- 1.41 | 54.00 +- 1.41 | +1.00 [-5.08, 7.08] "
+            "| +2.00 [-11.84, 15.84] |") in table
+    assert table.startswith("| training loop | seeds | selection split | official dev | selection:")
+
+    # the NER reference loop's table is the same function over its dev and test F1
+    path = REPO / "examples" / "ner" / "compare" / "hf_reference.py"
+    spec = importlib.util.spec_from_file_location("ner_hf_reference", path)
+    ner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ner)
+    reference.write_text("".join(json.dumps({"dev": d, "test": t}) + "\n"
+                                 for d, t in ((60, 50), (62, 54))))
+    table = ner.compare(reference, results)
+    assert table.startswith("| training loop | seeds | dev F1 | test F1 | dev: minus")
+    assert "| fairseq `plain` | 2 | 62.00 +- 1.41 | 54.00 +- 1.41 | +1.00 [-5.08, 7.08] " in table

@@ -117,37 +117,16 @@ def compare(reference_jsonl, results_jsonl) -> str:
     """Markdown: this loop's seeds against each arm of a comparison (held-out protocol: the
     official dev score at the epoch best on the selection split), Welch's 95% interval (seed s
     here is not seed s there)."""
-    from addrop_fairseq.experiment.stats import mean_std, welch_difference
+    from addrop_fairseq.experiment.stats import against_reference
 
-    reference = _records(reference_jsonl)
     arms = {}
     for record in _records(results_jsonl):
         if record.get("status") == "ok":
             arms.setdefault(record["arm"], []).append(
                 (record["best"]["valid_metric"], record["test_metric"]))
-    ref_valid = [r["best"]["valid_metric"] for r in reference]
-    ref_test = [r["test_metric"] for r in reference]
-
-    def pm(values):
-        mean, std = mean_std(values)
-        return f"{mean:.2f} +- {std:.2f}"
-
-    def interval(values, base):
-        d = welch_difference(values, base)
-        return f"{d.mean:+.2f} [{d.low:.2f}, {d.high:.2f}]"
-
-    lines = [
-        "| training loop | seeds | selection split | official dev | selection: minus the Hugging "
-        "Face loop [95% CI] | official dev: minus the Hugging Face loop [95% CI] |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| Hugging Face loop (hf_reference.py) | {len(reference)} | {pm(ref_valid)} "
-        f"| {pm(ref_test)} | | |",
-    ]
-    for arm, values in arms.items():
-        valid, test = [v[0] for v in values], [v[1] for v in values]
-        lines.append(f"| fairseq `{arm}` | {len(values)} | {pm(valid)} | {pm(test)} "
-                     f"| {interval(valid, ref_valid)} | {interval(test, ref_test)} |")
-    return "\n".join(lines) + "\n"
+    reference = [(r["best"]["valid_metric"], r["test_metric"]) for r in _records(reference_jsonl)]
+    return against_reference(reference, arms, ("selection split", "official dev"),
+                             ("selection", "official dev"))
 
 
 def train_all(args):

@@ -155,39 +155,15 @@ def _records(path):
 def compare(reference_jsonl, results_jsonl) -> str:
     """Markdown: mean +- std of dev and test F1 for this loop and for each arm of a comparison,
     and each arm minus this loop with Welch's 95% interval."""
-    from addrop_fairseq.experiment.stats import mean_std, welch_difference
+    from addrop_fairseq.experiment.stats import against_reference
 
-    reference = _records(reference_jsonl)
     arms = {}
     for record in _records(results_jsonl):
         if record.get("status") == "ok":
             arms.setdefault(record["arm"], []).append(
-                (record["best"]["valid_metric"], record["test_metric"])
-            )
-    ref_dev, ref_test = [r["dev"] for r in reference], [r["test"] for r in reference]
-
-    def pm(values):
-        mean, std = mean_std(values)
-        return f"{mean:.2f} +- {std:.2f}"
-
-    def interval(values, base):
-        d = welch_difference(values, base)
-        return f"{d.mean:+.2f} [{d.low:.2f}, {d.high:.2f}]"
-
-    lines = [
-        "| training loop | seeds | dev F1 | test F1 | dev: minus the Hugging Face loop [95% CI] "
-        "| test: minus the Hugging Face loop [95% CI] |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| Hugging Face loop (hf_reference.py) | {len(reference)} | {pm(ref_dev)} | "
-        f"{pm(ref_test)} | | |",
-    ]
-    for arm, values in arms.items():
-        dev, test = [v[0] for v in values], [v[1] for v in values]
-        lines.append(
-            f"| fairseq `{arm}` | {len(values)} | {pm(dev)} | {pm(test)} | "
-            f"{interval(dev, ref_dev)} | {interval(test, ref_test)} |"
-        )
-    return "\n".join(lines) + "\n"
+                (record["best"]["valid_metric"], record["test_metric"]))
+    reference = [(r["dev"], r["test"]) for r in _records(reference_jsonl)]
+    return against_reference(reference, arms, ("dev F1", "test F1"), ("dev", "test"))
 
 
 def train_all(args):
