@@ -15,7 +15,7 @@ its Holm-adjusted p-value over its study's family (``stats.holm_adjusted``). The
             quantities: [dev, test, gap_last]                 # keys of QUANTITIES
             primary: [dev, test]                              # also in the primary family
           - arms: [plain-gap/length-batches]
-            baseline: plain-gap/hf_reference.jsonl            # a file of {seed, dev, test} runs
+            baseline: plain-gap/hf_reference.jsonl            # {seed, dev, test} or runner records
             quantities: [dev, test]
             paired: false                                     # Welch: seeds of two programs
 
@@ -125,7 +125,8 @@ class Row:
 
 
 class Runs:
-    """The finished runs named DIR/ARM (DIR/results.jsonl) or FILE.jsonl ({seed, dev, test})."""
+    """The finished runs named DIR/ARM (DIR/results.jsonl) or FILE.jsonl: a reference loop's
+    runs, flat ({seed, dev, test}: NER) or in the runner's record shape (GLUE)."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -142,7 +143,8 @@ class Runs:
         if name.endswith(".jsonl"):
             flat = self._read(self.root / name)
             return {
-                r["seed"]: {"best": {"valid_metric": r.get("dev")}, "test_metric": r.get("test")}
+                r["seed"]: r if "best" in r else
+                {"best": {"valid_metric": r.get("dev")}, "test_metric": r.get("test")}
                 for r in flat
             }
         directory, sep, arm = name.rpartition("/")

@@ -354,7 +354,7 @@ def test_family_file_gives_each_comparison_its_p_and_holm_p(tmp_path):
         holm_main([str(tmp_path / "families.yaml")])
 
 
-def test_family_quantities_read_both_protocols_of_a_glue_run():
+def test_family_quantities_read_both_protocols_of_a_glue_run(tmp_path):
     from addrop_fairseq.experiment import families
 
     run = {"test_metric": 55.0, "epochs": [
@@ -365,6 +365,14 @@ def test_family_quantities_read_both_protocols_of_a_glue_run():
     assert families.quantity("test")[2](run) == 55.0  # the held-out epoch, 2
     assert families.quantity("paper")[2](run) == 57.0  # epoch 3, best on the report split
     assert families.quantity("optimism")[2](run) == 2.0
+    # a reference loop's file in the runner's record shape is read as it is
+    (tmp_path / "ref.jsonl").write_text(
+        json.dumps({"seed": 1, "best": {"epoch": 2, "valid_metric": 60.0}, **run}) + "\n")
+    (reference,) = families.Runs(tmp_path).by_seed("ref.jsonl").values()
+    assert families.quantity("paper")[2](reference) == 57.0
+    (tmp_path / "flat.jsonl").write_text(json.dumps({"seed": 1, "dev": 60.0, "test": 55.0}) + "\n")
+    (flat,) = families.Runs(tmp_path).by_seed("flat.jsonl").values()
+    assert (families.quantity("dev")[2](flat), families.quantity("test")[2](flat)) == (60.0, 55.0)
     no_report = {"epochs": [{"epoch": 1, "valid_metric": 60.0}]}
     assert families.quantity("paper")[2](no_report) is None
     assert families.quantity("optimism")[2](no_report) is None
