@@ -11,9 +11,9 @@ are replaced whole, and only once both are made.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from addrop_fairseq.atomic import replacing
 from addrop_fairseq.cli.policy import run
 
 
@@ -53,20 +53,12 @@ def main(argv=None) -> int:
         ]
         for unit, rows in effects.effects_by_unit(result).items()
     }
-    tmp_plot = args.plot.with_name(args.plot.name + ".tmp.png")
-    tmp_text = args.markdown.with_name(args.markdown.name + ".tmp")
-    try:
+    with replacing(args.plot, args.markdown) as (tmp_plot, tmp_text):
         plots.plot_forest(
             panels, tmp_plot,
             title="AD-DROP minus plain on the test metric, paired by seed, 95% t interval",
         )
-        tmp_text.parent.mkdir(parents=True, exist_ok=True)
         tmp_text.write_text(text, encoding="utf-8")
-        os.replace(tmp_plot, args.plot)
-        os.replace(tmp_text, args.markdown)
-    finally:
-        for tmp in (tmp_plot, tmp_text):
-            tmp.unlink(missing_ok=True)
     print(f"addrop-effects: {args.markdown}, {args.plot}")
     return 0
 

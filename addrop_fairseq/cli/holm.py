@@ -11,10 +11,10 @@ format is in addrop_fairseq/experiment/families.py.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from addrop_fairseq.atomic import write_text
 from addrop_fairseq.cli.policy import run
 
 
@@ -37,9 +37,7 @@ def main(argv=None) -> int:
         f"<!-- written by `addrop-holm {args.families} --out {args.out}`; "
         "do not edit -->\n\n"
     )
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(header + text, encoding="utf-8")
-    os.replace(tmp, args.out)
+    write_text(args.out, header + text)
     print(f"addrop-holm: {args.out}")
     return 0
 

@@ -12,9 +12,9 @@ document is kept; it is replaced whole, in one step). --out writes the tables al
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from addrop_fairseq.atomic import write_text
 from addrop_fairseq.cli.policy import run
 
 
@@ -49,12 +49,7 @@ def main(argv=None) -> int:
         except OSError as error:
             raise AddropError(f"{args.into}: cannot read it ({error.strerror})") from None
         text = protocol_report.insert(document, text, str(args.into))
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(target, text)
     print(f"addrop-protocol-report: {target}")
     return 0
 

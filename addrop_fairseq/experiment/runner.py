@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..atomic import replacing, write_text
 from ..errors import AddropError
 from . import logs, plots, protocols, stats
 from .evaluate import evaluate_test
@@ -138,12 +139,6 @@ def code_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("+dirty" if dirty else "")) or None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _process_cpu(pid: int) -> float | None:
@@ -329,7 +324,7 @@ class Comparison:
 
         def save_attempt(cpu_s: float) -> None:
             attempt = {"wall_s": round(time.time() - start, 1), "cpu_s": round(cpu_s, 1)}
-            _atomic_write(run_dir / ATTEMPTS, json.dumps(earlier + [attempt]) + "\n")
+            write_text(run_dir / ATTEMPTS, json.dumps(earlier + [attempt]) + "\n")
 
         with open(log_path, "a", encoding="utf-8") as log_file:
             log_file.write(f"\n### {time.strftime('%Y-%m-%d %H:%M:%S')} $ {shlex.join(command)}\n")
@@ -423,7 +418,7 @@ class Comparison:
             lock.close()
 
     def _run(self) -> list[dict]:
-        _atomic_write(self.out_dir / "spec.json", json.dumps(self.spec.to_dict(), indent=2) + "\n")
+        write_text(self.out_dir / "spec.json", json.dumps(self.spec.to_dict(), indent=2) + "\n")
         if self.spec.valid_on_train:
             data_with_trainset(self.spec.data, self.work_dir / "data-with-trainset")
         todo = self.pending()
@@ -490,16 +485,15 @@ class Comparison:
         text = f"# Comparison: {title}\n\n" + stats.summarise(spec, records, True)
         if spec.report_split:
             text += "\n" + protocols.summarise(spec, records)
-        _atomic_write(path, text)
+        write_text(path, text)
         if path.name != SUMMARY:
             return path
         ok = [r for r in records if r["status"] == "ok"]
         if not ok:
             return path
         by_arm = {arm.name: [r for r in ok if r["arm"] == arm.name] for arm in self.spec.arms}
-        tmp = self.out_dir / "curves.png.tmp.png"
-        plots.plot_curves(by_arm, self.spec.select_metric, tmp, title=self.out_dir.name)
-        os.replace(tmp, self.out_dir / "curves.png")
+        with replacing(self.out_dir / "curves.png") as (tmp,):
+            plots.plot_curves(by_arm, self.spec.select_metric, tmp, title=self.out_dir.name)
         grid_arms = [arm for arm in self.spec.arms if set(arm.grid) == {"p", "q"}]
         if grid_arms:
             base = {r["seed"]: r for r in by_arm[self.spec.baseline]}
@@ -521,16 +515,15 @@ class Comparison:
                     if paired is not None:
                         gains[(float(arm.grid["p"]), float(arm.grid["q"]))] = paired.mean
                 if gains:
-                    tmp = self.out_dir / f"heatmap_{split}.png.tmp.png"
                     metric = (
                         self.spec.select_metric
                         if split == "dev"
                         else stats.test_metric_name(self.spec)
                     )
-                    plots.plot_heatmap(
-                        gains,
-                        tmp,
-                        f"{split} {metric}: mean gain over {self.spec.baseline} (paired)",
-                    )
-                    os.replace(tmp, self.out_dir / f"heatmap_{split}.png")
+                    with replacing(self.out_dir / f"heatmap_{split}.png") as (tmp,):
+                        plots.plot_heatmap(
+                            gains,
+                            tmp,
+                            f"{split} {metric}: mean gain over {self.spec.baseline} (paired)",
+                        )
         return path
