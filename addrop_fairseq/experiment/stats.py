@@ -241,9 +241,9 @@ def summarise(spec, records: list[dict], higher_is_better: bool) -> str:
     failed = [r for r in records if r["status"] != "ok"]
     base = by_arm[spec.baseline]
     scorer = {
-        "ner": "seqeval, evaluate_ner.py",
+        "ner": "seqeval, `addrop-evaluate-ner`",
         "translation": "sacrebleu, beam 4",
-        "glue": "evaluate_glue.py",
+        "glue": "`addrop-evaluate-glue`",
     }.get(spec.test.get("kind"))
     if getattr(spec, "report_split", None):
         scorer = "the training log's validation at the epoch chosen on dev"

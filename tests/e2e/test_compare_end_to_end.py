@@ -104,7 +104,7 @@ def test_compare_runs_arms_and_seeds_survives_a_kill_and_records_failures(tmp_pa
             assert not (out / "runs" / arm / f"seed{seed}" / "checkpoints").exists()
     assert [e["addrop"] for e in by_key[("ga", 1)]["epochs"]] == [0, 1, 0]
     assert by_key[("ga", 1)]["epochs"][1]["addrop_drop"] > 0
-    # the test metric is what evaluate_ner.py printed for the dev-chosen checkpoint
+    # the test metric is what addrop-evaluate-ner printed for the dev-chosen checkpoint
     assert (
         f"f1 {by_key[('ga', 2)]['test_metric']:.2f}"
         in (out / "runs" / "ga" / "seed2" / "test" / "test.report.txt").read_text()

@@ -1,5 +1,5 @@
 """GLUE end to end: made-up TSV files -> prepare_glue.py -> fairseq-train with AD-DROP
-cross-tuning -> evaluate_glue.py (metrics and a submission file), for a pair classification task
+cross-tuning -> addrop-evaluate-glue (metrics and a submission file), for a pair classification task
 (MRPC-shaped: accuracy and F1) and a regression task (STS-B-shaped: Pearson and Spearman)."""
 import json
 import re

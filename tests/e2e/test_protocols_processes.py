@@ -11,7 +11,7 @@ def test_runner_scores_both_splits_every_epoch_end_to_end(tmp_path, plugin_dir):
     """Made-up MRPC-shaped data through glue_splits and prepare_glue, a tiny RoBERTa trained by
     the runner with report_split: each epoch's official-dev score is in the record, the record's
     test score is the one at the epoch chosen on the selection split, and that equals what
-    evaluate_glue.py gives on the kept checkpoint_best.pt."""
+    addrop-evaluate-glue gives on the kept checkpoint_best.pt."""
     from test_glue_data import make_tokenizer, prepare_glue, write_mrpc
     from test_glue_end_to_end import TINY, evaluate
 
