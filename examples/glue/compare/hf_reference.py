@@ -34,6 +34,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from addrop_fairseq.atomic import write_text  # noqa: E402
 from addrop_fairseq.data import glue  # noqa: E402
 from addrop_fairseq.experiment.logs import best_epoch  # noqa: E402
 
@@ -177,7 +178,7 @@ def main(argv=None):
         train_all(args)
     if args.compare_with:
         table = compare(args.output, args.compare_with)
-        args.output.with_suffix(".md").write_text(table)
+        write_text(args.output.with_suffix(".md"), table)
         print(table)
 
 

@@ -29,6 +29,7 @@ from transformers import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from addrop_fairseq.atomic import write_text  # noqa: E402
 from addrop_fairseq.data.ner import IGNORE_INDEX, read_conll  # noqa: E402
 
 
@@ -144,7 +145,7 @@ def main(argv=None):
         train_all(args)
     if args.compare_with:
         table = compare(args.output, args.compare_with)
-        args.output.with_suffix(".md").write_text(table)
+        write_text(args.output.with_suffix(".md"), table)
         print(table)
 
 
