@@ -516,7 +516,7 @@ class Comparison:
                         gains[(float(arm.grid["p"]), float(arm.grid["q"]))] = paired.mean
                 if gains:
                     metric = (
-                        self.spec.select_metric
+                        stats.metric_label(self.spec.select_metric)
                         if split == "dev"
                         else stats.test_metric_name(self.spec)
                     )

@@ -221,14 +221,30 @@ def against_reference(reference: list[tuple], arms: dict[str, list[tuple]],
     return "\n".join(lines) + "\n"
 
 
+# How the papers write the metrics that fairseq logs and GLUE names in lower case.
+_METRIC_LABELS = {
+    "mcc": "MCC",
+    "f1": "F1",
+    "acc_and_f1": "mean of accuracy and F1",
+    "pearson": "Pearson r",
+    "spearman": "Spearman rho",
+    "pearson_and_spearman": "mean of Pearson and Spearman",
+}
+
+
+def metric_label(name: str) -> str:
+    """A logged metric's name as a reader writes it ("mcc" -> "MCC"); others unchanged."""
+    return _METRIC_LABELS.get(name, name)
+
+
 def test_metric_name(spec) -> str:
     """What the spec's test evaluation scores, in words ("none" without one)."""
     if getattr(spec, "report_split", None):
-        return spec.select_metric
+        return metric_label(spec.select_metric)
     return {
         "ner": "entity F1",
         "translation": "BLEU",
-        "glue": str(spec.test.get("metric")),
+        "glue": metric_label(str(spec.test.get("metric"))),
     }.get(spec.test.get("kind"), "none")
 
 

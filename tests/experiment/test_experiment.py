@@ -467,10 +467,19 @@ def test_heatmap_titles_name_the_dev_and_the_test_metric(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "plot_heatmap", recording)
     comparison.report()
     assert titles == [
-        "dev f1: mean gain over plain (paired)",
+        "dev F1: mean gain over plain (paired)",
         "test entity F1: mean gain over plain (paired)",
     ]
     assert stats.test_metric_name(build_spec(BASE)) == "none"
+
+
+def test_metrics_are_named_as_a_reader_writes_them():
+    cola = build_spec({**BASE, "test": {"kind": "glue", "metric": "mcc"}})
+    assert stats.test_metric_name(cola) == "MCC"
+    held_out = build_spec({**BASE, "select": {"metric": "pearson", "maximize": True},
+                           "report_split": "test"})
+    assert stats.test_metric_name(held_out) == "Pearson r"
+    assert stats.metric_label("accuracy") == "accuracy"
 
 
 # A stand-in for fairseq-train: burns some CPU, lets the runner sample it, prints what the runner
