@@ -493,7 +493,9 @@ class Comparison:
             return path
         by_arm = {arm.name: [r for r in ok if r["arm"] == arm.name] for arm in self.spec.arms}
         with replacing(self.out_dir / "curves.png") as (tmp,):
-            plots.plot_curves(by_arm, stats.metric_label(self.spec.select_metric), tmp, title=self.out_dir.name)
+            plots.plot_curves(
+                by_arm, stats.metric_label(self.spec.select_metric), tmp, title=self.out_dir.name
+            )
         grid_arms = [arm for arm in self.spec.arms if set(arm.grid) == {"p", "q"}]
         if grid_arms:
             base = {r["seed"]: r for r in by_arm[self.spec.baseline]}
