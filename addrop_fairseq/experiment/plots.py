@@ -78,15 +78,23 @@ def _save(fig, path: Path, title: str = "") -> None:
 
 
 def plot_curves(
-    runs_by_arm: dict[str, list[dict]], metric: str, path: Path, title: str = ""
+    runs_by_arm: dict[str, list[dict]],
+    metric: str,
+    path: Path,
+    title: str = "",
+    report_split: str | None = None,
 ) -> dict:
     """Three panels: dev metric; train and dev loss; the train-dev gap (the overfitting curve).
 
+    With ``report_split`` (the runs also scored that split every epoch, ``report_metric``), a
+    fourth panel shows it by epoch, on the same scale as the dev panel, so that the two
+    protocols' choices of epoch can be read off one figure.
     The gap uses the unmasked training-split loss when the runs validated on train
     (``valid_on_train``), else the logged training loss (masked in AD-DROP epochs).
     Returns what was drawn: {(panel, arm, field): (epochs, mean, low, high)}.
     """
-    fig, axes = _pyplot().subplots(1, 3, figsize=(13, 3.6), dpi=90)
+    panels = 4 if report_split else 3
+    fig, axes = _pyplot().subplots(1, panels, figsize=(4.3 * panels, 3.6), dpi=90)
 
     def lines_of(arm, runs):
         has_trainset = any(e.get("trainset_loss") is not None for r in runs for e in r["epochs"])
@@ -101,17 +109,26 @@ def plot_curves(
             }
             for r in runs
         ]
-        return (
+        lines = (
             (0, runs, "valid_metric", arm, "-"),
             (1, runs, train_field, f"{arm} train", "--"),
             (1, runs, "valid_loss", f"{arm} dev", "-"),
             (2, gap_runs, "gap", arm, "-"),
         )
+        if report_split:
+            lines += ((3, runs, "report_metric", arm, "-"),)
+        return lines
 
     drawn = _draw_bands(axes, runs_by_arm, lines_of)
     axes[0].set_title(f"dev {metric}")
     axes[1].set_title("loss (dashed: train, solid: dev)")
     axes[2].set_title("dev loss - train loss")
+    if report_split:
+        axes[3].set_title(f"{report_split} {metric} (the reported split)")
+        low = min(axes[0].get_ylim()[0], axes[3].get_ylim()[0])
+        high = max(axes[0].get_ylim()[1], axes[3].get_ylim()[1])
+        axes[0].set_ylim(low, high)
+        axes[3].set_ylim(low, high)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

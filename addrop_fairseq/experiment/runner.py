@@ -494,7 +494,11 @@ class Comparison:
         by_arm = {arm.name: [r for r in ok if r["arm"] == arm.name] for arm in self.spec.arms}
         with replacing(self.out_dir / "curves.png") as (tmp,):
             plots.plot_curves(
-                by_arm, stats.metric_label(self.spec.select_metric), tmp, title=self.out_dir.name
+                by_arm,
+                stats.metric_label(self.spec.select_metric),
+                tmp,
+                title=self.out_dir.name,
+                report_split=self.spec.report_split,
             )
         grid_arms = [arm for arm in self.spec.arms if set(arm.grid) == {"p", "q"}]
         if grid_arms:

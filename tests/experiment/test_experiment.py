@@ -422,6 +422,13 @@ def test_plotted_numbers_are_the_seed_mean_and_range(tmp_path):
     gap = drawn[(2, "plain", "gap")]
     assert np.allclose(gap[1], [1.1, 1.0]) and np.allclose(gap[3], [1.2, 1.0])
     assert all(np.isfinite(np.concatenate(series[1:])).all() for series in drawn.values())
+    assert not any(panel == 3 for panel, _, _ in drawn)  # no reported split, no fourth panel
+    runs["plain"][0]["epochs"][0]["report_metric"] = 40.0
+    runs["plain"][1]["epochs"][0]["report_metric"] = 48.0
+    drawn = plots.plot_curves(runs, "f1", tmp_path / "c.png", report_split="test")
+    epochs, mean, low, high = drawn[(3, "plain", "report_metric")]
+    assert list(epochs) == [1] and list(mean) == [44.0] and (low[0], high[0]) == (40.0, 48.0)
+    assert drawn[(0, "plain", "valid_metric")][1][0] == 52.0  # the dev panel is unchanged
     grid = plots.plot_heatmap(
         {(0.1, 0.3): 1.0, (0.5, 0.3): -2.0, (0.5, 0.9): 0.5}, tmp_path / "h.png", "t"
     )
