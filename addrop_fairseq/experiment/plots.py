@@ -95,6 +95,8 @@ def plot_curves(
     """
     panels = 4 if report_split else 3
     fig, axes = _pyplot().subplots(1, panels, figsize=(4.3 * panels, 3.6), dpi=90)
+    if report_split:
+        axes[3].sharey(axes[0])  # one scale for both splits' metric
 
     def lines_of(arm, runs):
         has_trainset = any(e.get("trainset_loss") is not None for r in runs for e in r["epochs"])
@@ -125,10 +127,6 @@ def plot_curves(
     axes[2].set_title("dev loss - train loss")
     if report_split:
         axes[3].set_title(f"{report_split} {metric} (the reported split)")
-        low = min(axes[0].get_ylim()[0], axes[3].get_ylim()[0])
-        high = max(axes[0].get_ylim()[1], axes[3].get_ylim()[1])
-        axes[0].set_ylim(low, high)
-        axes[3].set_ylim(low, high)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
