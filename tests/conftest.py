@@ -28,6 +28,12 @@ def run_cli(module: str, *args: str, cwd=None, env=None, check=True) -> subproce
     return result
 
 
+# Commands that libraries run inside their own imports, no command of the tests': ldconfig
+# (ctypes.util.find_library) and fc-list (matplotlib builds its font cache on its first import on
+# a machine; a fresh CI machine has none, and every xdist worker may be the first).
+LIBRARY_IMPORT_COMMANDS = {"ldconfig", "fc-list"}
+
+
 @pytest.fixture(autouse=True)
 def _quick_tests_start_no_process(request, monkeypatch):
     """The quick subset (-m "not slow") starts no process: a test that does must be marked slow
@@ -40,8 +46,7 @@ def _quick_tests_start_no_process(request, monkeypatch):
 
     def refuse(self, args, *rest, **kwargs):
         program = args if isinstance(args, (str, bytes)) else args[0]
-        if os.path.basename(os.fsdecode(program)) == "ldconfig":
-            # ctypes.util.find_library, inside libraries' imports: no command of the tests'
+        if os.path.basename(os.fsdecode(program)) in LIBRARY_IMPORT_COMMANDS:
             return start(self, args, *rest, **kwargs)
         raise AssertionError(f"{request.node.nodeid} starts a process ({args!r}) but is not "
                              "marked slow: move it to tests/e2e")
