@@ -240,7 +240,11 @@ def plot_forest(
         ax.grid(axis="x", alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+        # Outside the axes: a panel of two rows has no empty corner, and a legend inside would
+        # hide an interval's end.
+        ax.legend(
+            unique.values(), unique.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
         drawn[unit] = [(label, mean, low, high) for label, _, mean, low, high in rows]
     _save(fig, path, title)
     return drawn
